@@ -1,0 +1,92 @@
+"""Connection configuration for Milvus: one place for URIs, credentials and redaction."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["DEFAULT_EMBEDDED_URI", "ConnectionConfig"]
+
+#: Where an embedded Milvus Lite database lives when no URI is given.
+DEFAULT_EMBEDDED_URI = "./milvus_vd.db"
+
+_SECRET_KEYS = frozenset({"token", "password", "secret", "api_key"})
+_REMOTE_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")
+
+
+@dataclass(frozen=True, repr=False)
+class ConnectionConfig:
+    """How to reach Milvus. A local path (``./x.db``) means embedded Milvus Lite.
+
+    Secrets (``token``, ``password``) never appear in ``repr``/``str``.
+    """
+
+    uri: str = DEFAULT_EMBEDDED_URI
+    token: str = ""
+    user: str = ""
+    password: str = ""
+    db_name: str = ""
+    timeout: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_connection_args(
+        cls, args: Mapping[str, Any] | None, *, default_uri: str = DEFAULT_EMBEDDED_URI
+    ) -> ConnectionConfig:
+        """Build from LangChain-style ``connection_args`` (``uri``, ``token``, ``host``...)."""
+        args = dict(args or {})
+        uri = args.pop("uri", None)
+        host, port = args.pop("host", None), args.pop("port", None)
+        if uri is None and host is not None:
+            secure = bool(args.get("secure"))
+            uri = f"{'https' if secure else 'http'}://{host}:{port or 19530}"
+        known = {k: args.pop(k) for k in ("token", "user", "password", "db_name") if k in args}
+        if "address" in args and uri is None:
+            uri = f"http://{args.pop('address')}"
+        timeout = args.pop("timeout", None)
+        return cls(
+            uri=str(uri or default_uri),
+            token=str(known.get("token") or ""),
+            user=str(known.get("user") or ""),
+            password=str(known.get("password") or ""),
+            db_name=str(known.get("db_name") or ""),
+            timeout=timeout,
+            extra=args,
+        )
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when the URI is a local file served by embedded Milvus Lite."""
+        return not self.uri.startswith(_REMOTE_SCHEMES)
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``MilvusClient`` / ``AsyncMilvusClient``."""
+        uri = self.uri
+        if self.is_embedded:
+            uri = os.path.abspath(os.path.expanduser(uri))
+            os.makedirs(os.path.dirname(uri) or ".", exist_ok=True)
+        kwargs: dict[str, Any] = {"uri": uri, **self.extra}
+        for name in ("token", "user", "password", "db_name"):
+            value = getattr(self, name)
+            if value:
+                kwargs[name] = value
+        if self.timeout is not None:
+            kwargs["timeout"] = self.timeout
+        return kwargs
+
+    def __repr__(self) -> str:
+        shown = [f"uri={self.uri!r}"]
+        if self.db_name:
+            shown.append(f"db_name={self.db_name!r}")
+        if self.user:
+            shown.append(f"user={self.user!r}")
+        for name in ("token", "password"):
+            if getattr(self, name):
+                shown.append(f"{name}='***'")
+        for key, value in self.extra.items():
+            shown.append(f"{key}='***'" if key.lower() in _SECRET_KEYS else f"{key}={value!r}")
+        return f"ConnectionConfig({', '.join(shown)})"
+
+    __str__ = __repr__

@@ -1,0 +1,797 @@
+"""The Milvus engine: every operation written once, run sync or natively async.
+
+Operations are generators that *describe* I/O instead of doing it (a sans-I/O
+core in the spirit of h11): they yield steps, and a driver performs each step and
+sends the result back in.
+
+- :class:`Rpc` -- call a method of the pymilvus client (``MilvusClient`` and
+  ``AsyncMilvusClient`` share method names and arguments);
+- :class:`EmbedDocuments` / :class:`EmbedQuery` -- ask the store's embedder;
+- :class:`Exclusive` -- run a sub-operation while holding the store's setup lock.
+
+:meth:`MilvusEngine.run` drives an operation with the sync client and sync
+embedding calls; :meth:`MilvusEngine.arun` awaits the same steps on the running
+loop's own ``AsyncMilvusClient`` and the embedder's async methods. Request
+building, validation and result parsing therefore cannot drift between the twins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from vd_integrations.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES, split_rows
+from vd_integrations.errors import (
+    CollectionNotFoundError,
+    InvalidFilterExpressionError,
+    InvalidInputError,
+    MilvusOperationError,
+    StoreClosedError,
+)
+from vd_integrations.filters import and_exprs, ids_expr, translate_filter
+from vd_integrations.loops import PerLoop
+from vd_integrations.milvus.config import ConnectionConfig
+from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
+from vd_integrations.mmr import maximal_marginal_relevance
+from vd_integrations.ops import (
+    Embedder,
+    EmbedDocuments,
+    EmbedQuery,
+    Exclusive,
+    Op,
+    adrive,
+    drive,
+    embed_async,
+    embed_sync,
+)
+
+__all__ = [
+    "EmbedDocuments",
+    "EmbedQuery",
+    "Embedder",
+    "Exclusive",
+    "FilterLike",
+    "MilvusEngine",
+    "Op",
+    "Rpc",
+]
+
+T = TypeVar("T")
+FilterLike = str | Mapping[str, Any] | None
+
+
+# --------------------------------------------------------------------------------------------
+# Steps
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rpc:
+    """Call ``client.<method>(**kwargs)`` on the pymilvus client."""
+
+    method: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+Step = Rpc | EmbedDocuments | EmbedQuery | Exclusive
+
+
+class _HandledIndexWaitFilter(logging.Filter):
+    """Drop pymilvus' ERROR records for the index wait that milvus-lite 3.x lacks.
+
+    ``_ensure_index`` recovers from that UNIMPLEMENTED error (pymilvus#3711), so the
+    traceback pymilvus logs for it would only alarm users. Nothing else is filtered.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (
+            "UNIMPLEMENTED" in message
+            and ("[wait_for_creating_index]" in message or "[create_index]" in message)
+        )
+
+
+logging.getLogger("pymilvus.decorators").addFilter(_HandledIndexWaitFilter())
+
+
+@dataclass
+class _LoopResources:
+    client: Any
+    lock: asyncio.Lock
+
+
+# --------------------------------------------------------------------------------------------
+# Error classification (pure)
+# --------------------------------------------------------------------------------------------
+
+
+def _grpc_code_name(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    if callable(code):
+        try:
+            code = code()
+        except Exception:  # pragma: no cover - defensive
+            return ""
+    return str(getattr(code, "name", code) or "")
+
+
+def _is_unimplemented(exc: BaseException) -> bool:
+    return _grpc_code_name(exc) == "UNIMPLEMENTED" or "UNIMPLEMENTED" in str(exc)
+
+
+def _already_exists(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "already exist" in text or "at most one distinct index" in text
+
+
+def _is_filter_error(exc: BaseException, step: Step | None) -> bool:
+    if not isinstance(step, Rpc) or "filter" not in step.kwargs or not step.kwargs["filter"]:
+        return False
+    text = str(exc).lower()
+    return any(
+        marker in text
+        for marker in ("parse", "expression", "unexpected", "unknown", "column", "invalid expr")
+    )
+
+
+def _translate_error(exc: Exception, step: Step | None, collection: str) -> Exception:
+    """A clear, typed error for a failed step (the original stays as ``__cause__``)."""
+    if isinstance(exc, (InvalidInputError, CollectionNotFoundError, StoreClosedError)):
+        return exc
+    if not _looks_like_milvus_error(exc):
+        return exc
+    message = getattr(exc, "message", None) or getattr(exc, "details", lambda: None)() or str(exc)
+    if _is_filter_error(exc, step):
+        assert isinstance(step, Rpc)
+        return InvalidFilterExpressionError(
+            f"Milvus could not evaluate the filter expression {step.kwargs['filter']!r} on "
+            f"collection {collection!r}: {message}. Check field names, quoting and operators "
+            f"(see https://milvus.io/docs/boolean.md), or pass a dict filter."
+        )
+    method = step.method if isinstance(step, Rpc) else type(step).__name__
+    return MilvusOperationError(f"Milvus {method} on collection {collection!r} failed: {message}")
+
+
+def _looks_like_milvus_error(exc: BaseException) -> bool:
+    module = type(exc).__module__
+    return module.startswith(("pymilvus", "grpc"))
+
+
+# --------------------------------------------------------------------------------------------
+# Pure validation helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _check_k(k: Any, name: str = "k") -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise InvalidInputError(f"{name} must be a positive integer, got {k!r}.")
+    return k
+
+
+def _check_vectors(vectors: Sequence[Any], *, dim: int | None, what: str) -> list[list[float]]:
+    """Coerce to lists of finite floats of one dimension (``dim`` when known)."""
+    out: list[list[float]] = []
+    for i, vector in enumerate(vectors):
+        tolist = getattr(vector, "tolist", None)
+        values = tolist() if tolist is not None else vector
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            raise InvalidInputError(f"{what} #{i} is not a sequence of numbers: {vector!r:.80}.")
+        try:
+            floats = [float(x) for x in values]
+        except (TypeError, ValueError):
+            raise InvalidInputError(f"{what} #{i} contains a non-number.") from None
+        if not floats:
+            raise InvalidInputError(f"{what} #{i} is empty.")
+        if not all(math.isfinite(x) for x in floats):
+            raise InvalidInputError(f"{what} #{i} contains NaN or infinity.")
+        if dim is None:
+            dim = len(floats)
+        elif len(floats) != dim:
+            raise InvalidInputError(
+                f"{what} #{i} has dimension {len(floats)}, expected {dim}. The collection's "
+                f"dimension is fixed by its first vectors; use the same embedding model, or "
+                f"a new collection_name for a different one."
+            )
+        out.append(floats)
+    return out
+
+
+def _check_same_length(**columns: Sequence[Any] | None) -> int:
+    sizes = {name: len(col) for name, col in columns.items() if col is not None}
+    if len(set(sizes.values())) > 1:
+        detail = ", ".join(f"{name}={size}" for name, size in sizes.items())
+        raise InvalidInputError(f"Input lengths differ ({detail}); pass one entry per text.")
+    return next(iter(sizes.values()), 0)
+
+
+# --------------------------------------------------------------------------------------------
+# The engine
+# --------------------------------------------------------------------------------------------
+
+
+class MilvusEngine:
+    """One Milvus collection, reachable through a sync client and one async client per loop.
+
+    Framework-free: the LangChain and LlamaIndex stores are thin adapters over it.
+    Clients are created lazily and reused; nothing is connected per call.
+    """
+
+    def __init__(
+        self,
+        spec: CollectionSpec,
+        config: ConnectionConfig | None = None,
+        *,
+        embedder: Embedder | None = None,
+        drop_old: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        self.spec = spec
+        self.config = config or ConnectionConfig()
+        self.embedder = embedder
+        self.timeout = timeout
+        self._layout: CollectionLayout | None = None
+        self._drop_pending = bool(drop_old)
+        self._sync_client: Any = None
+        self._sync_setup_lock = threading.Lock()
+        self._client_lock = threading.Lock()
+        self._async = PerLoop(self._new_loop_resources)
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"MilvusEngine(collection={self.spec.name!r}, config={self.config!r})"
+
+    # ----- clients ------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The sync ``MilvusClient`` (created on first use)."""
+        self._check_open()
+        if self._sync_client is None:
+            with self._client_lock:
+                if self._sync_client is None:
+                    from pymilvus import MilvusClient
+
+                    self._sync_client = MilvusClient(**self.config.client_kwargs())
+        return self._sync_client
+
+    @property
+    def aclient(self) -> Any:
+        """The running loop's ``AsyncMilvusClient`` (call from a coroutine)."""
+        self._check_open()
+        return self._async.get().client
+
+    def _new_loop_resources(self) -> _LoopResources:
+        from pymilvus import AsyncMilvusClient
+
+        return _LoopResources(AsyncMilvusClient(**self.config.client_kwargs()), asyncio.Lock())
+
+    @property
+    def layout(self) -> CollectionLayout | None:
+        """The collection's layout once known (after the first call that touched Milvus)."""
+        return self._layout
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(
+                f"The store for collection {self.spec.name!r} is closed; create a new one."
+            )
+
+    # ----- drivers ------------------------------------------------------------------------
+
+    def run(self, op: Op[T], *, timeout: float | None = None) -> T:
+        """Drive ``op`` to completion with blocking I/O (``timeout`` applies to each RPC)."""
+        self._check_open()
+        return drive(op, lambda step: self._perform(_with_timeout(step, timeout)), self._map_error)
+
+    async def arun(self, op: Op[T], *, timeout: float | None = None) -> T:
+        """Drive ``op`` to completion on the running loop, never blocking it."""
+        self._check_open()
+        return await adrive(
+            op, lambda step: self._aperform(_with_timeout(step, timeout)), self._map_error
+        )
+
+    def _map_error(self, exc: Exception, step: Any) -> Exception:
+        return _translate_error(exc, step, self.spec.name)
+
+    def _perform(self, step: Step) -> Any:
+        if isinstance(step, Rpc):
+            return getattr(self.client, step.method)(**step.kwargs)
+        if isinstance(step, Exclusive):
+            with self._sync_setup_lock:
+                return self.run(step.op)
+        return embed_sync(self._require_embedder(), step)
+
+    async def _aperform(self, step: Step) -> Any:
+        if isinstance(step, Rpc):
+            return await getattr(self.aclient, step.method)(**step.kwargs)
+        if isinstance(step, Exclusive):
+            async with self._async.get().lock:
+                return await self.arun(step.op)
+        return await embed_async(self._require_embedder(), step)
+
+    def _require_embedder(self) -> Embedder:
+        if self.embedder is None:
+            raise InvalidInputError(
+                "This store has no embedding function, so text cannot be turned into vectors; "
+                "pass embedding_function=..., or use the *_by_vector / add_embeddings methods."
+            )
+        return self.embedder
+
+    # ----- lifecycle ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the sync client and forget every async client (their loops own them)."""
+        if self._closed:
+            return
+        self._closed = True
+        client, self._sync_client = self._sync_client, None
+        if client is not None:
+            client.close()
+        self._async.pop_all()
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client and the sync client."""
+        if self._closed:
+            return
+        resources = self._async.pop_current()
+        if resources is not None:
+            await resources.client.close()
+        self.close()
+
+    # ----- collection setup (ops) ---------------------------------------------------------
+
+    def _rpc(self, method: str, **kwargs: Any) -> Rpc:
+        if self.timeout is not None:
+            kwargs.setdefault("timeout", self.timeout)
+        return Rpc(method, kwargs)
+
+    def ready(self, dim: int | None = None) -> Op[CollectionLayout | None]:
+        """The collection's layout; with ``dim``, create the collection if it is missing."""
+        if self._layout is not None and not self._drop_pending:
+            return self._layout
+        return (yield Exclusive(self._setup(dim)))
+
+    def _setup(self, dim: int | None) -> Op[CollectionLayout | None]:
+        if self._drop_pending:
+            yield from self._drop()
+            self._drop_pending = False
+        if self._layout is not None:
+            return self._layout
+        layout = yield from self._describe()
+        if layout is None and dim is not None:
+            layout = yield from self._create(dim)
+        self._layout = layout
+        return layout
+
+    def _describe(self) -> Op[CollectionLayout | None]:
+        name = self.spec.name
+        if not (yield self._rpc("has_collection", collection_name=name)):
+            return None
+        description = yield self._rpc("describe_collection", collection_name=name)
+        metric = yield from self._vector_metric(description)
+        return CollectionLayout.from_description(self.spec, description, metric)
+
+    def _vector_metric(self, description: Mapping[str, Any]) -> Op[str | None]:
+        name = self.spec.name
+        for index_name in (yield self._rpc("list_indexes", collection_name=name)) or ():
+            info = yield self._rpc("describe_index", collection_name=name, index_name=index_name)
+            info = info or {}
+            vector_fields = {self.spec.vector_field} | {
+                f["name"] for f in description.get("fields", []) if "dim" in (f.get("params") or {})
+            }
+            if info.get("field_name") in vector_fields and info.get("metric_type"):
+                metric = str(info["metric_type"]).upper()
+                if metric in {"L2", "IP", "COSINE"}:
+                    return metric
+        return None
+
+    def _create(self, dim: int) -> Op[CollectionLayout]:
+        spec = self.spec
+        try:
+            yield self._rpc("create_collection", **spec.create_kwargs(dim))
+        except Exception as exc:
+            if not _already_exists(exc):  # another writer won the race: use theirs
+                raise
+        yield from self._ensure_index()
+        if spec.properties:
+            yield self._rpc(
+                "alter_collection_properties",
+                collection_name=spec.name,
+                properties=dict(spec.properties),
+            )
+        load_kwargs: dict[str, Any] = {"collection_name": spec.name}
+        if spec.replica_number != 1:
+            load_kwargs["replica_number"] = spec.replica_number
+        yield self._rpc("load_collection", **load_kwargs)
+        layout = yield from self._describe()
+        if layout is None:  # pragma: no cover - dropped concurrently
+            raise MilvusOperationError(f"Collection {spec.name!r} vanished while being created.")
+        return layout
+
+    def _ensure_index(self) -> Op[None]:
+        name = self.spec.name
+        if (yield self._rpc("list_indexes", collection_name=name)):
+            return
+        try:
+            yield self._rpc(
+                "create_index", collection_name=name, index_params=self.spec.build_index_params()
+            )
+        except Exception as exc:
+            if _is_unimplemented(exc):
+                # milvus-lite 3.x: the async client's index call creates the index, then fails
+                # waiting for it with UNIMPLEMENTED (pymilvus#3711). Confirm it exists.
+                if not (yield self._rpc("list_indexes", collection_name=name)):
+                    raise
+            elif not _already_exists(exc):
+                raise
+
+    def _drop(self) -> Op[None]:
+        if (yield self._rpc("has_collection", collection_name=self.spec.name)):
+            yield self._rpc("drop_collection", collection_name=self.spec.name)
+        self._layout = None
+
+    def drop(self) -> Op[None]:
+        """Drop the collection (a later write creates it again)."""
+        yield Exclusive(self._drop())
+
+    # ----- filters ------------------------------------------------------------------------
+
+    def _prospective_layout(self) -> CollectionLayout:
+        """The layout a new collection would get: used to validate before it exists."""
+        spec = self.spec
+        return CollectionLayout(
+            name=spec.name,
+            primary_field=spec.primary_field,
+            pk_is_int=spec.auto_id,
+            auto_id=spec.auto_id,
+            text_field=spec.text_field,
+            vector_field=spec.vector_field,
+            dim=0,
+            metric=spec.index["metric_type"],
+            dynamic=spec.enable_dynamic_field or not spec.metadata_field,
+            metadata_field=spec.metadata_field,
+            scalar_fields=(spec.partition_key_field,) if spec.partition_key_field else (),
+        )
+
+    def compile_filter(self, filter: FilterLike, layout: CollectionLayout | None = None) -> str:
+        """A Milvus expression for a string expression or a vd dict filter ('' for none)."""
+        if filter is None or filter == "":
+            return ""
+        if isinstance(filter, str):
+            if not filter.strip():
+                return ""
+            return filter
+        if not isinstance(filter, Mapping):
+            raise InvalidFilterExpressionError(
+                f"filter must be a Milvus expression string or a dict in the vd filter language, "
+                f"got {type(filter).__name__}."
+            )
+        layout = layout or self._layout or self._prospective_layout()
+        return translate_filter(filter, resolve=layout.field_ref) or ""
+
+    # ----- writes -------------------------------------------------------------------------
+
+    def add(
+        self,
+        texts: Iterable[str],
+        *,
+        vectors: Sequence[Sequence[float]] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[Any] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> Op[list[str]]:
+        """Embed (unless ``vectors``) and write texts; ids given means upsert. Returns ids.
+
+        Everything checkable is checked before the first write: lengths, ids, text sizes,
+        metadata, vector dimensions (the embedder's too, on the first batch).
+        """
+        texts = list(texts)
+        metadatas = None if metadatas is None else list(metadatas)
+        ids = None if ids is None else list(ids)
+        n = _check_same_length(
+            texts=texts, metadatas=metadatas, ids=ids, vectors=None if vectors is None else vectors
+        )
+        _check_k(batch_size, "batch_size")
+        if n == 0:
+            return []
+        layout = (yield from self.ready()) or self._prospective_layout()
+        checked_vectors = (
+            None
+            if vectors is None
+            else _check_vectors(vectors, dim=layout.dim or None, what="embedding")
+        )
+        upsert = ids is not None and any(i is not None for i in ids)
+        keys = self._check_ids(layout, ids, n)
+        metas = [dict(m or {}) for m in (metadatas or [None] * n)]
+        for i, (text, meta) in enumerate(zip(texts, metas, strict=True)):
+            self._check_text(layout, i, text)
+            layout.check_metadata(i, meta)
+
+        out_ids: list[str] = []
+        dim = layout.dim or None
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            if checked_vectors is not None:
+                batch_vectors = checked_vectors[start:stop]
+            else:
+                embedded = yield EmbedDocuments(texts[start:stop])
+                if len(embedded) != stop - start:
+                    raise InvalidInputError(
+                        f"The embedding function returned {len(embedded)} vectors for "
+                        f"{stop - start} texts."
+                    )
+                batch_vectors = _check_vectors(embedded, dim=dim, what="embedding")
+            dim = len(batch_vectors[0])
+            layout = yield from self.ready(dim)
+            if layout is None:  # pragma: no cover - ready(dim) creates it
+                raise CollectionNotFoundError(self.spec.name)
+            if layout.dim != dim:
+                raise InvalidInputError(
+                    f"Vectors have dimension {dim} but collection {layout.name!r} has dimension "
+                    f"{layout.dim}; use the embedding model the collection was built with, or a "
+                    f"new collection_name (or drop_old=True)."
+                )
+            rows = [
+                layout.build_row(keys[i] if keys else None, texts[i], vec, metas[i])
+                for i, vec in zip(range(start, stop), batch_vectors, strict=True)
+            ]
+            for lo, hi in split_rows(rows, max_rows=batch_size, max_bytes=DEFAULT_MAX_BATCH_BYTES):
+                result = yield self._rpc(
+                    "upsert" if upsert else "insert",
+                    collection_name=layout.name,
+                    data=rows[lo:hi],
+                    **self._partition_kwargs(single=True),
+                )
+                if layout.auto_id:
+                    out_ids.extend(str(pk) for pk in _result_ids(result))
+                else:
+                    out_ids.extend(str(k) for k in keys[start + lo : start + hi])
+            if on_batch is not None:
+                on_batch(stop - start)
+        return out_ids
+
+    def _check_ids(self, layout: CollectionLayout, ids: list[Any] | None, n: int) -> list[Any]:
+        if layout.auto_id:
+            if ids is not None and any(i is not None for i in ids):
+                raise InvalidInputError(
+                    f"Collection {layout.name!r} uses auto_id, so Milvus assigns ids; drop the "
+                    f"ids, or use a store created with auto_id=False to keep your own."
+                )
+            return []
+        if ids is None:
+            ids = [None] * n
+        keys = [layout.encode_id(i) if i is not None else self._new_id(layout) for i in ids]
+        seen: set[Any] = set()
+        for key in keys:
+            if key in seen:
+                raise InvalidInputError(f"Duplicate id {key!r} in one call; ids must be unique.")
+            seen.add(key)
+            if isinstance(key, str):
+                if not key:
+                    raise InvalidInputError("ids must be non-empty strings.")
+                if len(key.encode()) > layout.pk_max_length:
+                    raise InvalidInputError(
+                        f"id {key[:40]!r}... is longer than the primary key's max_length "
+                        f"({layout.pk_max_length} bytes)."
+                    )
+        return keys
+
+    @staticmethod
+    def _new_id(layout: CollectionLayout) -> str | int:
+        if layout.pk_is_int:
+            return uuid.uuid4().int >> 65  # positive int64
+        return uuid.uuid4().hex
+
+    @staticmethod
+    def _check_text(layout: CollectionLayout, index: int, text: Any) -> None:
+        if not isinstance(text, str):
+            raise InvalidInputError(f"text #{index} must be a str, got {type(text).__name__}.")
+        size = len(text.encode("utf-8"))
+        if size > layout.text_max_length:
+            raise InvalidInputError(
+                f"text #{index} is {size} bytes (UTF-8), over the text field's max_length of "
+                f"{layout.text_max_length}; split it into smaller chunks."
+            )
+
+    def _partition_kwargs(self, *, single: bool = False) -> dict[str, Any]:
+        names = list(self.spec.partition_names or [])
+        if not names or self.spec.partition_key_field:
+            return {}
+        if single:
+            return {"partition_name": names[0]}
+        return {"partition_names": names}
+
+    def delete(self, ids: Sequence[Any] | None = None, filter: FilterLike = None) -> Op[int]:
+        """Delete by ids and/or filter. Missing ids are not an error. Returns ids requested."""
+        if ids is None and (filter is None or filter == ""):
+            raise InvalidInputError("delete needs ids or a filter expression (expr=...).")
+        if ids is not None:
+            ids = list(ids)
+            if not ids and filter is None:
+                return 0
+        layout = yield from self.ready()
+        if layout is None:
+            self.compile_filter(filter)  # still reject a malformed dict filter
+            return 0
+        parts = []
+        if ids is not None:
+            parts.append(ids_expr(layout.primary_field, [layout.encode_id(i) for i in ids]))
+        parts.append(self.compile_filter(filter, layout))
+        expr = and_exprs(*parts)
+        result = yield self._rpc(
+            "delete",
+            collection_name=layout.name,
+            filter=expr,
+            **self._partition_kwargs(single=True),
+        )
+        if isinstance(result, Mapping):
+            return int(result.get("delete_count", 0))
+        return len(result) if isinstance(result, Sequence) else 0
+
+    # ----- reads --------------------------------------------------------------------------
+
+    def search(
+        self,
+        vectors: Sequence[Sequence[float]],
+        *,
+        k: int,
+        filter: FilterLike = None,
+        with_vectors: bool = False,
+        search_params: Mapping[str, Any] | None = None,
+    ) -> Op[list[list[Record]]]:
+        """Nearest neighbours of each vector (``nq = len(vectors)``), with raw Milvus scores."""
+        _check_k(k)
+        layout = yield from self.ready()
+        if layout is None:
+            self.compile_filter(filter)
+            _check_vectors(vectors, dim=None, what="query vector")
+            return [[] for _ in vectors]
+        data = _check_vectors(vectors, dim=layout.dim, what="query vector")
+        expr = self.compile_filter(filter, layout)
+        params: dict[str, Any] = {"metric_type": layout.metric, "params": {}}
+        for extra in (self.spec.search_params, search_params):
+            if extra:
+                params.update({k2: v for k2, v in extra.items() if k2 != "params"})
+                params["params"] = {**params["params"], **dict(extra.get("params") or {})}
+        results = yield self._rpc(
+            "search",
+            collection_name=layout.name,
+            data=data,
+            anns_field=layout.vector_field,
+            limit=k,
+            filter=expr,
+            output_fields=layout.output_fields(with_vector=with_vectors),
+            search_params=params,
+            **self._partition_kwargs(),
+        )
+        pk = layout.primary_field
+        return [
+            [
+                layout.record_from_entity(
+                    hit[pk] if pk in hit else hit.get("id"),
+                    hit.get("entity") or {},
+                    float(hit.get("distance", 0.0)),
+                )
+                for hit in hits
+            ]
+            for hits in results
+        ]
+
+    def search_text(
+        self, query: str, *, k: int, filter: FilterLike = None, **kwargs: Any
+    ) -> Op[list[Record]]:
+        """Embed ``query`` and search."""
+        _check_k(k)
+        if not isinstance(query, str):
+            raise InvalidInputError(f"query must be a str, got {type(query).__name__}.")
+        vector = yield EmbedQuery(query)
+        return (yield from self.search([vector], k=k, filter=filter, **kwargs))[0]
+
+    def mmr(
+        self,
+        vector: Sequence[float] | None = None,
+        *,
+        query: str | None = None,
+        k: int,
+        fetch_k: int,
+        lambda_mult: float = 0.5,
+        filter: FilterLike = None,
+        search_params: Mapping[str, Any] | None = None,
+    ) -> Op[list[Record]]:
+        """Maximal marginal relevance over the ``fetch_k`` nearest, in the index's metric."""
+        _check_k(k)
+        _check_k(fetch_k, "fetch_k")
+        if not 0.0 <= float(lambda_mult) <= 1.0:
+            raise InvalidInputError(f"lambda_mult must be in [0, 1], got {lambda_mult!r}.")
+        if vector is None:
+            if not isinstance(query, str):
+                raise InvalidInputError("mmr needs a query string or a query vector.")
+            vector = yield EmbedQuery(query)
+        hits = (
+            yield from self.search(
+                [vector],
+                k=max(fetch_k, k),
+                filter=filter,
+                with_vectors=True,
+                search_params=search_params,
+            )
+        )[0]
+        if not hits:
+            return []
+        layout = self._layout
+        assert layout is not None
+        order = maximal_marginal_relevance(
+            list(vector),
+            [h.vector for h in hits],
+            k=k,
+            lambda_mult=lambda_mult,
+            metric=layout.metric,
+        )
+        return [hits[i] for i in order]
+
+    def query(
+        self,
+        filter: FilterLike = None,
+        *,
+        ids: Sequence[Any] | None = None,
+        limit: int | None = None,
+        output_fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+    ) -> Op[list[Record]]:
+        """Scalar query by filter and/or ids. ``output_fields=[]`` returns ids only."""
+        if limit is not None:
+            _check_k(limit, "limit")
+        layout = yield from self.ready()
+        if layout is None:
+            self.compile_filter(filter)
+            return []
+        parts = []
+        if ids is not None:
+            ids = list(ids)
+            if not ids:
+                return []
+            parts.append(ids_expr(layout.primary_field, [layout.encode_id(i) for i in ids]))
+        parts.append(self.compile_filter(filter, layout))
+        expr = and_exprs(*parts) or ""
+        if output_fields is None:
+            fields = layout.output_fields(with_vector=with_vectors)
+        else:
+            fields = [layout.primary_field, *output_fields]
+        kwargs: dict[str, Any] = {"collection_name": layout.name, "filter": expr}
+        kwargs["output_fields"] = fields
+        if limit is not None:
+            kwargs["limit"] = limit
+        elif not expr:
+            kwargs["limit"] = 16_384  # Milvus' query window; an empty filter requires a limit
+        rows = yield self._rpc("query", **kwargs, **self._partition_kwargs())
+        pk = layout.primary_field
+        return [layout.record_from_entity(row[pk], row) for row in rows]
+
+    def count(self) -> Op[int]:
+        """Number of entities in the collection (0 if it does not exist)."""
+        layout = yield from self.ready()
+        if layout is None:
+            return 0
+        rows = yield self._rpc(
+            "query", collection_name=layout.name, filter="", output_fields=["count(*)"]
+        )
+        return int(rows[0]["count(*)"]) if rows else 0
+
+
+def _with_timeout(step: Step, timeout: float | None) -> Step:
+    if timeout is None or not isinstance(step, Rpc) or "timeout" in step.kwargs:
+        return step
+    return Rpc(step.method, {**step.kwargs, "timeout": timeout})
+
+
+def _result_ids(result: Any) -> list[Any]:
+    if isinstance(result, Mapping):
+        return list(result.get("ids", []))
+    return list(getattr(result, "primary_keys", []) or [])

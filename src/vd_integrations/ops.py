@@ -1,0 +1,129 @@
+"""The operation protocol shared by every engine: steps, and the two drivers.
+
+An *operation* is a generator that yields steps describing I/O and receives each
+step's result (a sans-I/O core in the spirit of h11). :func:`drive` performs the
+steps with blocking calls, :func:`adrive` awaits them on the running loop. An engine
+supplies ``perform``/``aperform`` for its own step types; the embedding and
+locking steps below are common to all engines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Generator
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+__all__ = [
+    "EmbedDocuments",
+    "EmbedQuery",
+    "Embedder",
+    "Exclusive",
+    "Op",
+    "adrive",
+    "drive",
+    "embed_async",
+    "embed_sync",
+]
+
+T = TypeVar("T")
+Op = Generator[Any, Any, T]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedDocuments:
+    """Embed ``texts``; the result is one vector per text."""
+
+    texts: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedQuery:
+    """Embed one query ``text``; the result is one vector."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusive:
+    """Run ``op`` while holding the engine's setup lock (collection creation, drops)."""
+
+    op: Generator[Any, Any, Any]
+
+
+class Embedder(Protocol):
+    """What engines need from an embedding model (LangChain's ``Embeddings`` fits)."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]: ...
+    def embed_query(self, text: str) -> list[float]: ...
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]: ...
+    async def aembed_query(self, text: str) -> list[float]: ...
+
+
+def embed_sync(embedder: Embedder, step: EmbedDocuments | EmbedQuery) -> Any:
+    if isinstance(step, EmbedDocuments):
+        return embedder.embed_documents(step.texts)
+    return embedder.embed_query(step.text)
+
+
+async def embed_async(embedder: Embedder, step: EmbedDocuments | EmbedQuery) -> Any:
+    if isinstance(step, EmbedDocuments):
+        return await embedder.aembed_documents(step.texts)
+    return await embedder.aembed_query(step.text)
+
+
+ErrorMapper = Callable[[Exception, Any], Exception]
+
+
+def _raise_mapped(exc: Exception, step: Any, map_error: ErrorMapper | None) -> None:
+    mapped = map_error(exc, step) if map_error is not None else exc
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
+
+
+def drive(op: Op[T], perform: Callable[[Any], Any], map_error: ErrorMapper | None = None) -> T:
+    """Run ``op`` to completion, performing each step with the blocking ``perform``.
+
+    A failing step is thrown into the operation (so it can recover); an error that
+    escapes is passed through ``map_error(exc, step)`` for a clear message.
+    """
+    step: Any = None
+    try:
+        step = next(op)
+        while True:
+            try:
+                result = perform(step)
+            except Exception as exc:
+                step = op.throw(exc)
+            else:
+                step = op.send(result)
+    except StopIteration as stop:
+        return stop.value
+    except Exception as exc:
+        _raise_mapped(exc, step, map_error)
+        raise  # pragma: no cover - _raise_mapped always raises
+    finally:
+        op.close()
+
+
+async def adrive(
+    op: Op[T], aperform: Callable[[Any], Awaitable[Any]], map_error: ErrorMapper | None = None
+) -> T:
+    """The async twin of :func:`drive`: each step is awaited on the running loop."""
+    step: Any = None
+    try:
+        step = next(op)
+        while True:
+            try:
+                result = await aperform(step)
+            except Exception as exc:
+                step = op.throw(exc)
+            else:
+                step = op.send(result)
+    except StopIteration as stop:
+        return stop.value
+    except Exception as exc:
+        _raise_mapped(exc, step, map_error)
+        raise  # pragma: no cover
+    finally:
+        op.close()

@@ -1,0 +1,35 @@
+"""Shared fixtures: one Milvus Lite server for the session, fresh collection names per test."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+
+from vd_integrations.local_server import MilvusLiteServer
+
+
+@pytest.fixture(scope="session")
+def milvus_server():
+    """A Milvus Lite server on a free loopback port, stopped at the end of the session."""
+    with MilvusLiteServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(milvus_server) -> str:
+    return milvus_server.uri
+
+
+@pytest.fixture
+def collection_name() -> str:
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_pymilvus():
+    # pymilvus logs every failed RPC at ERROR with a traceback; tests that provoke
+    # errors on purpose would drown the output.
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+    yield
