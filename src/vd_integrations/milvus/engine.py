@@ -127,7 +127,10 @@ def _is_unimplemented(exc: BaseException) -> bool:
 
 def _already_exists(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return "already exist" in text or "at most one distinct index" in text
+    # real Milvus says "already exist(s)"; milvus-lite 3.x may surface "[Errno 17] File exists"
+    return any(
+        marker in text for marker in ("already exist", "at most one distinct index", "file exists")
+    )
 
 
 def _is_filter_error(exc: BaseException, step: Step | None) -> bool:
@@ -509,10 +512,11 @@ class MilvusEngine:
         )
         upsert = ids is not None and any(i is not None for i in ids)
         keys = self._check_ids(layout, ids, n)
-        metas = [dict(m or {}) for m in (metadatas or [None] * n)]
+        metas = [{} if m is None else m for m in (metadatas or [None] * n)]
         for i, (text, meta) in enumerate(zip(texts, metas, strict=True)):
             self._check_text(layout, i, text)
             layout.check_metadata(i, meta)
+        metas = [dict(m) for m in metas]
 
         out_ids: list[str] = []
         dim = layout.dim or None
@@ -625,6 +629,20 @@ class MilvusEngine:
             parts.append(ids_expr(layout.primary_field, [layout.encode_id(i) for i in ids]))
         parts.append(self.compile_filter(filter, layout))
         expr = and_exprs(*parts)
+        if isinstance(filter, str) and filter.strip():
+            # AsyncMilvusClient.delete ignores the server's status, so a malformed expression
+            # would "succeed" silently. A one-row query raises on it in both clients, and
+            # spares the delete RPC when nothing matches.
+            probe = yield self._rpc(
+                "query",
+                collection_name=layout.name,
+                filter=expr,
+                output_fields=[layout.primary_field],
+                limit=1,
+                **self._partition_kwargs(),
+            )
+            if not probe:
+                return 0
         result = yield self._rpc(
             "delete",
             collection_name=layout.name,
