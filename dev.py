@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Project entry points that work on a fresh machine with only Python 3.10+.
+
+    python3 dev.py main    # create .venv, install, run the main job (demo on embedded Milvus Lite)
+    python3 dev.py test    # create .venv, install with test extras, run the test suite
+
+Extra arguments after the command are passed through (to pytest for ``test``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("VD_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+EXTRAS = {"main": "progress,llama-index", "test": "test,llama-index,compare"}
+
+
+def ensure_env(extras: str) -> None:
+    """Create the virtualenv if needed and install the project with ``extras`` (editable)."""
+    if not PYTHON.exists():
+        print(f"[dev] creating {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp = VENV / f".installed-{extras.replace(',', '-')}"
+    pyproject = ROOT / "pyproject.toml"
+    if stamp.exists() and stamp.stat().st_mtime >= pyproject.stat().st_mtime:
+        return
+    print(f"[dev] installing .[{extras}]", flush=True)
+    pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[{extras}]"], check=True)
+    stamp.touch()
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in EXTRAS:
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_env(EXTRAS[command])
+    if command == "main":
+        cmd = [str(PYTHON), str(ROOT / "examples" / "demo.py"), *rest]
+    else:
+        cmd = [str(PYTHON), "-m", "pytest", *rest]
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
