@@ -1,12 +1,15 @@
-"""langchain_vd.Milvus against a real Milvus Lite server: contract, concurrency, loops, bad input."""
+"""langchain_vd.Milvus on a real Milvus Lite server: contract, concurrency, loops, bad input."""
 
 from __future__ import annotations
 
 import asyncio
 import math
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -287,24 +290,44 @@ def test_threads_with_their_own_loops(store: Milvus) -> None:
     assert store.count() == 30
 
 
-def test_nest_asyncio_notebook_pattern(store: Milvus) -> None:
-    """Jupyter: a running loop, nest_asyncio applied, and asyncio.run / run_until_complete inside."""
-    import nest_asyncio
+NOTEBOOK_SCRIPT = """
+import asyncio, sys
+import nest_asyncio
+from tests.test_langchain_milvus import make_store
 
-    loop = asyncio.new_event_loop()
-    nest_asyncio.apply(loop)
-    try:
+store = make_store(sys.argv[1], sys.argv[2])
+loop = asyncio.new_event_loop()
+asyncio.set_event_loop(loop)
+nest_asyncio.apply(loop)  # what a Jupyter kernel with nest_asyncio does
 
-        async def cell() -> int:
-            # a notebook cell that calls asyncio.run while the kernel's loop is running
-            asyncio.run(store.aadd_texts(["apple", "dog"], ids=["1", "2"]))
-            docs = loop.run_until_complete(store.asimilarity_search("dog", k=1))
-            return len(docs) + await store.acount()
 
-        assert loop.run_until_complete(cell()) == 3
-        assert loop.run_until_complete(store.asimilarity_search("apple", k=1))[0].id == "1"
-    finally:
-        loop.close()
+async def cell():
+    # a cell calling asyncio.run while the kernel's loop is running
+    asyncio.run(store.aadd_texts(["apple", "dog"], ids=["1", "2"]))
+    docs = loop.run_until_complete(store.asimilarity_search("dog", k=1))
+    return len(docs) + await store.acount()
+
+
+assert loop.run_until_complete(cell()) == 3
+assert loop.run_until_complete(store.asimilarity_search("apple", k=1))[0].id == "1"
+for _ in range(3):  # later cells
+    assert asyncio.run(store.acount()) == 2
+print("notebook ok")
+"""
+
+
+def test_nest_asyncio_notebook_pattern(milvus_uri: str, collection_name: str) -> None:
+    """Jupyter with nest_asyncio, in its own process: nest_asyncio patches asyncio for good."""
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", NOTEBOOK_SCRIPT, milvus_uri, collection_name],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "notebook ok" in result.stdout
 
 
 async def test_async_paths_never_block_the_loop(

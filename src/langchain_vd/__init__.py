@@ -1,5 +1,6 @@
 """LangChain vector stores with real async I/O: Milvus (native) and any vd backend."""
 
 from langchain_vd.milvus import Milvus
+from langchain_vd.vd_store import VDVectorStore
 
-__all__ = ["Milvus"]
+__all__ = ["Milvus", "VDVectorStore"]

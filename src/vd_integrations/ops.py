@@ -4,11 +4,14 @@ An *operation* is a generator that yields steps describing I/O and receives each
 step's result (a sans-I/O core in the spirit of h11). :func:`drive` performs the
 steps with blocking calls, :func:`adrive` awaits them on the running loop. An engine
 supplies ``perform``/``aperform`` for its own step types; the embedding and
-locking steps below are common to all engines.
+locking steps below are common to all engines, and :class:`Sleep` is performed by
+the drivers themselves.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -41,6 +44,13 @@ class EmbedQuery:
     """Embed one query ``text``; the result is one vector."""
 
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Pause for ``seconds`` (``time.sleep`` when driven sync, ``asyncio.sleep`` async)."""
+
+    seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +102,7 @@ def drive(op: Op[T], perform: Callable[[Any], Any], map_error: ErrorMapper | Non
         step = next(op)
         while True:
             try:
-                result = perform(step)
+                result = time.sleep(step.seconds) if isinstance(step, Sleep) else perform(step)
             except Exception as exc:
                 step = op.throw(exc)
             else:
@@ -115,7 +125,10 @@ async def adrive(
         step = next(op)
         while True:
             try:
-                result = await aperform(step)
+                if isinstance(step, Sleep):
+                    result = await asyncio.sleep(step.seconds)
+                else:
+                    result = await aperform(step)
             except Exception as exc:
                 step = op.throw(exc)
             else:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -45,11 +44,13 @@ from vd_integrations.ops import (
     EmbedQuery,
     Exclusive,
     Op,
+    Sleep,
     adrive,
     drive,
     embed_async,
     embed_sync,
 )
+from vd_integrations.validation import check_positive_int, check_same_length, check_vectors
 
 __all__ = [
     "EmbedDocuments",
@@ -169,48 +170,6 @@ def _looks_like_milvus_error(exc: BaseException) -> bool:
 # --------------------------------------------------------------------------------------------
 # Pure validation helpers
 # --------------------------------------------------------------------------------------------
-
-
-def _check_k(k: Any, name: str = "k") -> int:
-    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
-        raise InvalidInputError(f"{name} must be a positive integer, got {k!r}.")
-    return k
-
-
-def _check_vectors(vectors: Sequence[Any], *, dim: int | None, what: str) -> list[list[float]]:
-    """Coerce to lists of finite floats of one dimension (``dim`` when known)."""
-    out: list[list[float]] = []
-    for i, vector in enumerate(vectors):
-        tolist = getattr(vector, "tolist", None)
-        values = tolist() if tolist is not None else vector
-        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise InvalidInputError(f"{what} #{i} is not a sequence of numbers: {vector!r:.80}.")
-        try:
-            floats = [float(x) for x in values]
-        except (TypeError, ValueError):
-            raise InvalidInputError(f"{what} #{i} contains a non-number.") from None
-        if not floats:
-            raise InvalidInputError(f"{what} #{i} is empty.")
-        if not all(math.isfinite(x) for x in floats):
-            raise InvalidInputError(f"{what} #{i} contains NaN or infinity.")
-        if dim is None:
-            dim = len(floats)
-        elif len(floats) != dim:
-            raise InvalidInputError(
-                f"{what} #{i} has dimension {len(floats)}, expected {dim}. The collection's "
-                f"dimension is fixed by its first vectors; use the same embedding model, or "
-                f"a new collection_name for a different one."
-            )
-        out.append(floats)
-    return out
-
-
-def _check_same_length(**columns: Sequence[Any] | None) -> int:
-    sizes = {name: len(col) for name, col in columns.items() if col is not None}
-    if len(set(sizes.values())) > 1:
-        detail = ", ".join(f"{name}={size}" for name, size in sizes.items())
-        raise InvalidInputError(f"Input lengths differ ({detail}); pass one entry per text.")
-    return next(iter(sizes.values()), 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,8 +358,9 @@ class MilvusEngine:
         try:
             yield self._rpc("create_collection", **spec.create_kwargs(dim))
         except Exception as exc:
-            if not _already_exists(exc):  # another writer won the race: use theirs
+            if not _already_exists(exc):
                 raise
+            yield from self._await_created_elsewhere()
         yield from self._ensure_index()
         if spec.properties:
             yield self._rpc(
@@ -416,6 +376,24 @@ class MilvusEngine:
         if layout is None:  # pragma: no cover - dropped concurrently
             raise MilvusOperationError(f"Collection {spec.name!r} vanished while being created.")
         return layout
+
+    def _await_created_elsewhere(self, timeout: float = 10.0) -> Op[None]:
+        """Another writer (loop, thread or process) is creating the collection: wait until it
+        and its index are visible. Past ``timeout`` the caller creates the index itself."""
+        name, delay, waited = self.spec.name, 0.02, 0.0
+        while waited < timeout:
+            if (yield self._rpc("has_collection", collection_name=name)) and (
+                yield self._rpc("list_indexes", collection_name=name)
+            ):
+                return
+            yield Sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 0.5)
+        if not (yield self._rpc("has_collection", collection_name=name)):
+            raise MilvusOperationError(
+                f"Collection {name!r} was reported as existing but did not appear within "
+                f"{timeout:.0f}s."
+            )
 
     def _ensure_index(self) -> Op[None]:
         name = self.spec.name
@@ -498,17 +476,17 @@ class MilvusEngine:
         texts = list(texts)
         metadatas = None if metadatas is None else list(metadatas)
         ids = None if ids is None else list(ids)
-        n = _check_same_length(
+        n = check_same_length(
             texts=texts, metadatas=metadatas, ids=ids, vectors=None if vectors is None else vectors
         )
-        _check_k(batch_size, "batch_size")
+        check_positive_int(batch_size, "batch_size")
         if n == 0:
             return []
         layout = (yield from self.ready()) or self._prospective_layout()
         checked_vectors = (
             None
             if vectors is None
-            else _check_vectors(vectors, dim=layout.dim or None, what="embedding")
+            else check_vectors(vectors, dim=layout.dim or None, what="embedding")
         )
         upsert = ids is not None and any(i is not None for i in ids)
         keys = self._check_ids(layout, ids, n)
@@ -531,7 +509,7 @@ class MilvusEngine:
                         f"The embedding function returned {len(embedded)} vectors for "
                         f"{stop - start} texts."
                     )
-                batch_vectors = _check_vectors(embedded, dim=dim, what="embedding")
+                batch_vectors = check_vectors(embedded, dim=dim, what="embedding")
             dim = len(batch_vectors[0])
             layout = yield from self.ready(dim)
             if layout is None:  # pragma: no cover - ready(dim) creates it
@@ -665,13 +643,13 @@ class MilvusEngine:
         search_params: Mapping[str, Any] | None = None,
     ) -> Op[list[list[Record]]]:
         """Nearest neighbours of each vector (``nq = len(vectors)``), with raw Milvus scores."""
-        _check_k(k)
+        check_positive_int(k)
         layout = yield from self.ready()
         if layout is None:
             self.compile_filter(filter)
-            _check_vectors(vectors, dim=None, what="query vector")
+            check_vectors(vectors, dim=None, what="query vector")
             return [[] for _ in vectors]
-        data = _check_vectors(vectors, dim=layout.dim, what="query vector")
+        data = check_vectors(vectors, dim=layout.dim, what="query vector")
         expr = self.compile_filter(filter, layout)
         params: dict[str, Any] = {"metric_type": layout.metric, "params": {}}
         for extra in (self.spec.search_params, search_params):
@@ -706,7 +684,7 @@ class MilvusEngine:
         self, query: str, *, k: int, filter: FilterLike = None, **kwargs: Any
     ) -> Op[list[Record]]:
         """Embed ``query`` and search."""
-        _check_k(k)
+        check_positive_int(k)
         if not isinstance(query, str):
             raise InvalidInputError(f"query must be a str, got {type(query).__name__}.")
         vector = yield EmbedQuery(query)
@@ -724,8 +702,8 @@ class MilvusEngine:
         search_params: Mapping[str, Any] | None = None,
     ) -> Op[list[Record]]:
         """Maximal marginal relevance over the ``fetch_k`` nearest, in the index's metric."""
-        _check_k(k)
-        _check_k(fetch_k, "fetch_k")
+        check_positive_int(k)
+        check_positive_int(fetch_k, "fetch_k")
         if not 0.0 <= float(lambda_mult) <= 1.0:
             raise InvalidInputError(f"lambda_mult must be in [0, 1], got {lambda_mult!r}.")
         if vector is None:
@@ -765,7 +743,7 @@ class MilvusEngine:
     ) -> Op[list[Record]]:
         """Scalar query by filter and/or ids. ``output_fields=[]`` returns ids only."""
         if limit is not None:
-            _check_k(limit, "limit")
+            check_positive_int(limit, "limit")
         layout = yield from self.ready()
         if layout is None:
             self.compile_filter(filter)
