@@ -479,13 +479,13 @@ class VdEngine:
 
     # ----- drivers ------------------------------------------------------------------------
 
-    def run(self, op: Op[T]) -> T:
-        """Drive ``op`` to completion with blocking calls."""
+    def run(self, op: Op[T], *, timeout: float | None = None) -> T:
+        """Drive ``op`` to completion with blocking calls (vd has no per-call timeout)."""
         self._check_open()
         return drive(op, self._perform)
 
-    async def arun(self, op: Op[T]) -> T:
-        """Drive ``op`` to completion on the running loop."""
+    async def arun(self, op: Op[T], *, timeout: float | None = None) -> T:
+        """Drive ``op`` to completion on the running loop (vd has no per-call timeout)."""
         self._check_open()
         return await adrive(op, self._aperform)
 
@@ -626,6 +626,7 @@ class VdEngine:
         ids: Sequence[str | None] | None = None,
         *,
         batch_size: int = 100,
+        on_batch: Callable[[int], None] | None = None,
     ) -> Op[list[str]]:
         """Embed (unless ``vectors``) and write texts; an existing id is replaced. Returns ids.
 
@@ -668,6 +669,8 @@ class VdEngine:
             for key, text, vector, meta in zip(keys, texts, checked, metas, strict=True)
         ]
         yield VdCall("add_documents", (docs,), {"batch_size": batch_size})
+        if on_batch is not None:
+            on_batch(n)
         return keys
 
     def delete(self, ids: Sequence[str] | None = None, filter: VdFilter = None) -> Op[int]:

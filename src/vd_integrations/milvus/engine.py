@@ -38,6 +38,7 @@ from vd_integrations.loops import PerLoop
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
 from vd_integrations.mmr import maximal_marginal_relevance
+from vd_integrations.scoring import relevance_fn
 from vd_integrations.ops import (
     Embedder,
     EmbedDocuments,
@@ -237,6 +238,11 @@ class MilvusEngine:
     def layout(self) -> CollectionLayout | None:
         """The collection's layout once known (after the first call that touched Milvus)."""
         return self._layout
+
+    def relevance_fn(self) -> Callable[[float], float]:
+        """Map a raw Milvus score to [0, 1] in the collection's metric (see ``scoring``)."""
+        layout = self._layout
+        return relevance_fn(layout.metric if layout else self.spec.index["metric_type"])
 
     def _check_open(self) -> None:
         if self._closed:

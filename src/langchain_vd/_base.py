@@ -1,0 +1,554 @@
+"""The LangChain method surface, written once over any engine with the core op API.
+
+``langchain_vd.Milvus`` (over :class:`~vd_integrations.milvus.engine.MilvusEngine`) and
+``langchain_vd.VDVectorStore`` (over :class:`~vd_integrations.vd_engine.VdEngine`) differ only
+in their constructors and a few hooks; every method below is a sync/async pair of one-line
+shells around one generator operation, so the twins cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
+
+from langchain_core.documents import Document
+from langchain_core.vectorstores import VectorStore
+
+from vd_integrations.batching import DEFAULT_BATCH_SIZE
+from vd_integrations.errors import InvalidInputError
+from vd_integrations.milvus.schema import Record
+from vd_integrations.ops import Op
+from vd_integrations.progress import progress_bar
+
+__all__ = ["Engine", "EngineVectorStore"]
+
+T = TypeVar("T")
+S = TypeVar("S", bound="EngineVectorStore")
+FilterLike = Any
+
+
+class Engine(Protocol):
+    """The op API both core engines expose (``MilvusEngine``, ``VdEngine``)."""
+
+    def run(self, op: Op[T], *, timeout: float | None = None) -> T: ...
+    async def arun(self, op: Op[T], *, timeout: float | None = None) -> T: ...
+    def add(self, texts: Iterable[str], **kwargs: Any) -> Op[list[str]]: ...
+    def search(
+        self, vectors: Sequence[Sequence[float]], **kwargs: Any
+    ) -> Op[list[list[Record]]]: ...
+    def search_text(self, query: str, **kwargs: Any) -> Op[list[Record]]: ...
+    def mmr(self, vector: Sequence[float] | None = None, **kwargs: Any) -> Op[list[Record]]: ...
+    def delete(self, ids: Sequence[Any] | None = None, filter: Any = None) -> Op[int]: ...
+    def query(self, filter: Any = None, **kwargs: Any) -> Op[list[Record]]: ...
+    def count(self) -> Op[int]: ...
+    def drop(self) -> Op[None]: ...
+    def relevance_fn(self) -> Callable[[float], float]: ...
+    def close(self) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+def _to_document(record: Record) -> Document:
+    return Document(page_content=record.text, metadata=record.metadata, id=record.id)
+
+
+def _pick_filter(expr: FilterLike, kwargs: Mapping[str, Any]) -> FilterLike:
+    """``expr=`` (langchain-milvus) and ``filter=`` (LangChain retrievers) name the same thing."""
+    other = kwargs.get("filter")
+    if expr not in (None, "", {}) and other not in (None, "", {}):
+        raise InvalidInputError("Pass the filter as expr= or filter=, not both.")
+    return expr if expr not in (None, "", {}) else other
+
+
+class EngineVectorStore(VectorStore):
+    """LangChain ``VectorStore`` over an :class:`Engine`; subclasses set ``self._engine``."""
+
+    _engine: Engine
+
+    # ----- hooks ----------------------------------------------------------------------------
+
+    def _search_options(self, param: dict | None) -> dict[str, Any]:
+        """Engine-specific search keyword arguments for LangChain's ``param=``."""
+        return {}
+
+    def _pk_query_options(self) -> dict[str, Any]:
+        """Keyword arguments for the query behind ``get_pks``."""
+        return {}
+
+    def _pk_value(self, record: Record) -> str | int:
+        """A primary key as ``get_pks`` returns it."""
+        return record.id
+
+    @property
+    def engine(self) -> Engine:
+        """The framework-free engine behind this store."""
+        return self._engine
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        return self._engine.relevance_fn()
+
+    # ----- operations, written once ---------------------------------------------------------
+
+    def _add_op(
+        self,
+        texts: Iterable[str],
+        embeddings: Sequence[Sequence[float]] | None,
+        metadatas: Sequence[dict] | None,
+        ids: Sequence[str] | None,
+        batch_size: int,
+        on_batch: Any,
+    ) -> Op[list[str]]:
+        return self._engine.add(
+            texts,
+            vectors=embeddings,
+            metadatas=metadatas,
+            ids=ids,
+            batch_size=batch_size,
+            on_batch=on_batch,
+        )
+
+    def _scored_op(
+        self,
+        *,
+        query: str | None = None,
+        vector: Sequence[float] | None = None,
+        k: int,
+        param: dict | None,
+        expr: FilterLike,
+        kwargs: Mapping[str, Any],
+    ) -> Op[list[tuple[Document, float]]]:
+        filter = _pick_filter(expr, kwargs)
+        if vector is None:
+            records = yield from self._engine.search_text(
+                query,  # type: ignore[arg-type]
+                k=k,
+                filter=filter,
+                **self._search_options(param),
+            )
+        else:
+            records = (
+                yield from self._engine.search(
+                    [vector], k=k, filter=filter, **self._search_options(param)
+                )
+            )[0]
+        return [(_to_document(r), float(r.score or 0.0)) for r in records]
+
+    def _docs_op(self, scored: Op[list[tuple[Document, float]]]) -> Op[list[Document]]:
+        return [doc for doc, _ in (yield from scored)]
+
+    def _mmr_op(
+        self,
+        *,
+        query: str | None = None,
+        vector: Sequence[float] | None = None,
+        k: int,
+        fetch_k: int,
+        lambda_mult: float,
+        param: dict | None,
+        expr: FilterLike,
+        kwargs: Mapping[str, Any],
+    ) -> Op[list[Document]]:
+        records = yield from self._engine.mmr(
+            vector,
+            query=query,
+            k=k,
+            fetch_k=fetch_k,
+            lambda_mult=lambda_mult,
+            filter=_pick_filter(expr, kwargs),
+            **self._search_options(param),
+        )
+        return [_to_document(r) for r in records]
+
+    def _upsert_op(
+        self, ids: Sequence[str] | None, documents: Sequence[Document] | None, batch_size: int
+    ) -> Op[list[str]]:
+        documents = list(documents or [])
+        if ids is None:
+            ids = [doc.id for doc in documents] if any(doc.id for doc in documents) else None
+        elif len(ids) != len(documents):
+            raise InvalidInputError(
+                f"upsert got {len(ids)} ids for {len(documents)} documents; pass one id each."
+            )
+        return self._engine.add(
+            [d.page_content for d in documents],
+            metadatas=[d.metadata for d in documents],
+            ids=ids,
+            batch_size=batch_size,
+        )
+
+    def _metadata_op(
+        self, expr: FilterLike, fields: list[str] | None, limit: int
+    ) -> Op[list[Document]]:
+        records = yield from self._engine.query(expr, limit=limit)
+        docs = [_to_document(r) for r in records]
+        if fields is not None:
+            keep = set(fields)
+            for doc in docs:
+                doc.metadata = {k: v for k, v in doc.metadata.items() if k in keep}
+        return docs
+
+    def _pks_op(self, expr: FilterLike) -> Op[list[str | int]]:
+        if expr in (None, ""):
+            raise InvalidInputError("get_pks needs a filter expression.")
+        records = yield from self._engine.query(expr, **self._pk_query_options())
+        return [self._pk_value(r) for r in records]
+
+    def _get_by_ids_op(self, ids: Sequence[str]) -> Op[list[Document]]:
+        records = yield from self._engine.query(ids=list(dict.fromkeys(ids)))
+        by_id = {r.id: _to_document(r) for r in records}
+        return [by_id[str(i)] for i in dict.fromkeys(ids) if str(i) in by_id]
+
+    # ----- add ------------------------------------------------------------------------------
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict] | None = None,
+        timeout: float | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        ids: list[str] | None = None,
+        show_progress: bool = False,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Embed and store texts; with ids, re-adding an id replaces it. Returns the ids."""
+        texts = list(texts)
+        with progress_bar(len(texts), show_progress) as advance:
+            return self._engine.run(
+                self._add_op(texts, None, metadatas, ids, batch_size, advance), timeout=timeout
+            )
+
+    async def aadd_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: list[dict] | None = None,
+        timeout: float | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        ids: list[str] | None = None,
+        show_progress: bool = False,
+        **kwargs: Any,
+    ) -> list[str]:
+        texts = list(texts)
+        with progress_bar(len(texts), show_progress) as advance:
+            return await self._engine.arun(
+                self._add_op(texts, None, metadatas, ids, batch_size, advance), timeout=timeout
+            )
+
+    def add_embeddings(
+        self,
+        texts: list[str],
+        embeddings: list[list[float]],
+        metadatas: list[dict] | None = None,
+        timeout: float | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Store texts with precomputed embeddings. Returns the ids."""
+        return self._engine.run(
+            self._add_op(texts, embeddings, metadatas, ids, batch_size, None), timeout=timeout
+        )
+
+    async def aadd_embeddings(
+        self,
+        texts: list[str],
+        embeddings: list[list[float]],
+        metadatas: list[dict] | None = None,
+        timeout: float | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        ids: list[str] | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        return await self._engine.arun(
+            self._add_op(texts, embeddings, metadatas, ids, batch_size, None), timeout=timeout
+        )
+
+    # ----- similarity search ------------------------------------------------------------------
+
+    def similarity_search(
+        self,
+        query: str,
+        k: int = 4,
+        param: dict | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        op = self._scored_op(query=query, k=k, param=param, expr=expr, kwargs=kwargs)
+        return self._engine.run(self._docs_op(op), timeout=timeout)
+
+    async def asimilarity_search(
+        self,
+        query: str,
+        k: int = 4,
+        param: dict | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        op = self._scored_op(query=query, k=k, param=param, expr=expr, kwargs=kwargs)
+        return await self._engine.arun(self._docs_op(op), timeout=timeout)
+
+    def similarity_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        param: dict | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        op = self._scored_op(vector=embedding, k=k, param=param, expr=expr, kwargs=kwargs)
+        return self._engine.run(self._docs_op(op), timeout=timeout)
+
+    async def asimilarity_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        param: dict | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        op = self._scored_op(vector=embedding, k=k, param=param, expr=expr, kwargs=kwargs)
+        return await self._engine.arun(self._docs_op(op), timeout=timeout)
+
+    def similarity_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        param: dict | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """Documents with the engine's raw score (Milvus: a distance for L2, else a similarity)."""
+        op = self._scored_op(query=query, k=k, param=param, expr=expr, kwargs=kwargs)
+        return self._engine.run(op, timeout=timeout)
+
+    async def asimilarity_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        param: dict | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        op = self._scored_op(query=query, k=k, param=param, expr=expr, kwargs=kwargs)
+        return await self._engine.arun(op, timeout=timeout)
+
+    def similarity_search_with_score_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        param: dict | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        op = self._scored_op(vector=embedding, k=k, param=param, expr=expr, kwargs=kwargs)
+        return self._engine.run(op, timeout=timeout)
+
+    async def asimilarity_search_with_score_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        param: dict | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        op = self._scored_op(vector=embedding, k=k, param=param, expr=expr, kwargs=kwargs)
+        return await self._engine.arun(op, timeout=timeout)
+
+    # ----- MMR --------------------------------------------------------------------------------
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        param: dict | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        op = self._mmr_op(
+            query=query,
+            k=k,
+            fetch_k=fetch_k,
+            lambda_mult=lambda_mult,
+            param=param,
+            expr=expr,
+            kwargs=kwargs,
+        )
+        return self._engine.run(op, timeout=timeout)
+
+    async def amax_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        param: dict | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        op = self._mmr_op(
+            query=query,
+            k=k,
+            fetch_k=fetch_k,
+            lambda_mult=lambda_mult,
+            param=param,
+            expr=expr,
+            kwargs=kwargs,
+        )
+        return await self._engine.arun(op, timeout=timeout)
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        param: dict | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        op = self._mmr_op(
+            vector=embedding,
+            k=k,
+            fetch_k=fetch_k,
+            lambda_mult=lambda_mult,
+            param=param,
+            expr=expr,
+            kwargs=kwargs,
+        )
+        return self._engine.run(op, timeout=timeout)
+
+    async def amax_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        param: dict | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        op = self._mmr_op(
+            vector=embedding,
+            k=k,
+            fetch_k=fetch_k,
+            lambda_mult=lambda_mult,
+            param=param,
+            expr=expr,
+            kwargs=kwargs,
+        )
+        return await self._engine.arun(op, timeout=timeout)
+
+    # ----- delete / upsert / metadata / ids -----------------------------------------------------
+
+    def delete(
+        self, ids: list[str] | None = None, expr: FilterLike = None, **kwargs: Any
+    ) -> bool | None:
+        """Delete by ids and/or filter expression. Missing ids are not an error."""
+        op = self._engine.delete(ids, _pick_filter(expr, kwargs))
+        self._engine.run(op, timeout=kwargs.get("timeout"))
+        return True
+
+    async def adelete(
+        self, ids: list[str] | None = None, expr: FilterLike = None, **kwargs: Any
+    ) -> bool | None:
+        op = self._engine.delete(ids, _pick_filter(expr, kwargs))
+        await self._engine.arun(op, timeout=kwargs.get("timeout"))
+        return True
+
+    def upsert(  # type: ignore[override]
+        self,
+        ids: list[str] | None = None,
+        documents: list[Document] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Insert or replace documents by id (``ids`` or each ``Document.id``). Returns ids."""
+        return self._engine.run(self._upsert_op(ids, documents, batch_size), timeout=timeout)
+
+    async def aupsert(  # type: ignore[override]
+        self,
+        ids: list[str] | None = None,
+        documents: list[Document] | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        op = self._upsert_op(ids, documents, batch_size)
+        return await self._engine.arun(op, timeout=timeout)
+
+    def search_by_metadata(
+        self, expr: FilterLike, fields: list[str] | None = None, limit: int = 10
+    ) -> list[Document]:
+        """Documents matching a filter (no vector search); ``fields`` limits the metadata keys."""
+        return self._engine.run(self._metadata_op(expr, fields, limit))
+
+    async def asearch_by_metadata(
+        self, expr: FilterLike, fields: list[str] | None = None, limit: int = 10
+    ) -> list[Document]:
+        return await self._engine.arun(self._metadata_op(expr, fields, limit))
+
+    def get_pks(self, expr: FilterLike, **kwargs: Any) -> list[str | int]:
+        """Primary keys of the entities matching ``expr``."""
+        return self._engine.run(self._pks_op(expr), timeout=kwargs.get("timeout"))
+
+    async def aget_pks(self, expr: FilterLike, **kwargs: Any) -> list[str | int]:
+        return await self._engine.arun(self._pks_op(expr), timeout=kwargs.get("timeout"))
+
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """Documents with these ids, in the order asked; missing ids are skipped."""
+        return self._engine.run(self._get_by_ids_op(ids))
+
+    async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        return await self._engine.arun(self._get_by_ids_op(ids))
+
+    def count(self) -> int:
+        """Number of stored documents."""
+        return self._engine.run(self._engine.count())
+
+    async def acount(self) -> int:
+        return await self._engine.arun(self._engine.count())
+
+    # ----- lifecycle ----------------------------------------------------------------------------
+
+    def drop(self) -> None:
+        """Drop the collection; the next write creates it again."""
+        self._engine.run(self._engine.drop())
+
+    async def adrop(self) -> None:
+        await self._engine.arun(self._engine.drop())
+
+    def close(self) -> None:
+        """Release the clients. The store cannot be used afterwards."""
+        self._engine.close()
+
+    async def aclose(self) -> None:
+        await self._engine.aclose()
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self: S) -> S:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
