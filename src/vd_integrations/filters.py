@@ -44,7 +44,8 @@ Limitations (measured on milvus-lite 3.2.2)
 * Ordered comparisons between mismatched types (string field vs number,
   list vs scalar) are NULL in Milvus: the positive form matches nothing, as in
   ``vd``, but the negated form (under ``$not``) also excludes those rows while
-  ``vd`` includes them.  Keep each field's type consistent.
+  ``vd`` includes them.  Keep each field's type consistent (equality between
+  mismatched types follows Python on lite; it was not verified on real Milvus).
 * A stored JSON ``null`` is treated as missing by Milvus (``exists`` is false),
   whereas ``vd`` treats ``{"x": None}`` as present.  ``None`` is rejected as a
   filter value; use ``{"$exists": False}``.
@@ -220,7 +221,11 @@ def _check_key(key: Any) -> str:
 
 
 def dynamic_field(key: str) -> FieldRef:
-    """A key of the dynamic field: bare if a safe identifier, else ``$meta["key"]``."""
+    """A key of the dynamic field: bare if a safe identifier, else ``$meta["key"]``.
+
+    A bare name refers to a schema column when one has that name; resolvers for
+    collections whose columns may collide with metadata keys must handle those keys.
+    """
     _check_key(key)
     if is_safe_identifier(key):
         return FieldRef(expr=key, name_for_functions=key)
@@ -412,14 +417,14 @@ def ids_expr(pk_field: str, ids: Sequence[str | int]) -> str:
     """``(pk in ["a", "b"])`` / ``(pk in [1, 2])``; ``false`` for no ids."""
     if not is_safe_identifier(pk_field):
         raise ValueError(f"Primary key field {pk_field!r} is not a plain, non-keyword identifier")
-    ids = list(ids)
-    if not ids:
+    id_list = list(ids)
+    if not id_list:
         return FALSE
-    if all(isinstance(i, str) for i in ids) or all(
-        isinstance(i, int) and not isinstance(i, bool) for i in ids
+    if all(isinstance(i, str) for i in id_list) or all(
+        isinstance(i, int) and not isinstance(i, bool) for i in id_list
     ):
-        return f"({pk_field} in {literal(ids)})"
-    raise ValueError("ids must be all str or all int (not bool), got " + repr(ids))
+        return f"({pk_field} in {literal(id_list)})"
+    raise ValueError(f"ids must be all str or all int (not bool), got {id_list!r}")
 
 
 # --------------------------------------------------------------------------- #
