@@ -1,0 +1,276 @@
+"""Pure pieces shared by the LlamaIndex stores: input checks, query plans, node conversion."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from llama_index.core.schema import BaseNode, MetadataMode, TextNode
+from llama_index.core.vector_stores.types import (
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
+from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
+
+from vd_integrations.errors import InvalidInputError
+from vd_integrations.milvus.schema import Record
+from vd_integrations.ops import Op
+
+__all__ = [
+    "DEFAULT_MMR_PREFETCH_FACTOR",
+    "NODE_CONTENT_KEY",
+    "NodeRows",
+    "SearchPlan",
+    "check_ids",
+    "check_nodes",
+    "node_rows",
+    "plan_search",
+    "query_result",
+    "record_to_node",
+    "rewrite_steps",
+]
+
+DEFAULT_MMR_PREFETCH_FACTOR = 4.0
+NODE_CONTENT_KEY = "_node_content"
+_SPARSE_MODES = {
+    VectorStoreQueryMode.SPARSE,
+    VectorStoreQueryMode.HYBRID,
+    VectorStoreQueryMode.TEXT_SEARCH,
+    VectorStoreQueryMode.SEMANTIC_HYBRID,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+
+
+def check_ids(ids: Any, what: str) -> list[str] | None:
+    """``None``, or a list of string ids (duplicates dropped, order kept)."""
+    if ids is None:
+        return None
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Iterable):
+        raise InvalidInputError(f"{what} must be a list of strings, got {ids!r}.")
+    out = list(dict.fromkeys(ids))
+    for value in out:
+        if not isinstance(value, str) or not value:
+            raise InvalidInputError(
+                f"{what} must be non-empty strings, got {value!r} ({type(value).__name__}); "
+                f"convert them with str()."
+            )
+    return out
+
+
+def check_nodes(nodes: Any, dim: int | None) -> list[BaseNode]:
+    """The nodes as a list, each a ``BaseNode`` with an embedding (of ``dim`` if given)."""
+    if isinstance(nodes, BaseNode) or not isinstance(nodes, Iterable):
+        raise InvalidInputError(f"add expects a list of nodes, got {type(nodes).__name__}.")
+    nodes = list(nodes)
+    for i, node in enumerate(nodes):
+        if not isinstance(node, BaseNode):
+            raise InvalidInputError(
+                f"node #{i} is a {type(node).__name__}, not a llama_index BaseNode."
+            )
+        if node.embedding is None:
+            raise InvalidInputError(
+                f"node #{i} ({node.node_id!r}) has no embedding. Embed nodes before adding "
+                f"them (VectorStoreIndex does so with its embed_model)."
+            )
+        if dim is not None and len(node.embedding) != dim:
+            raise InvalidInputError(
+                f"node #{i} ({node.node_id!r}) has an embedding of dimension "
+                f"{len(node.embedding)}, but the store was created with dim={dim}."
+            )
+    return nodes
+
+
+@dataclass(frozen=True)
+class NodeRows:
+    """Nodes as the engines' columns."""
+
+    texts: list[str]
+    vectors: list[list[float]]
+    metadatas: list[dict[str, Any]]
+    ids: list[str]
+
+
+def node_rows(
+    nodes: Sequence[BaseNode],
+    *,
+    skip_keys: Iterable[str] = (),
+    extra: Callable[[BaseNode], Mapping[str, Any]] | None = None,
+) -> NodeRows:
+    """Split nodes into text, vector, metadata and id columns.
+
+    The metadata is :func:`node_to_metadata_dict` (the node, minus text and embedding, as
+    ``_node_content`` JSON, plus its metadata and doc ids for filtering). Keys in
+    ``skip_keys`` (names of the collection's own fields) are not stored as separate
+    fields; they still round-trip inside ``_node_content``. ``extra`` adds fields.
+    """
+    skip = frozenset(skip_keys)
+    metadatas = []
+    for node in nodes:
+        meta = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
+        meta = {k: v for k, v in meta.items() if k not in skip}
+        if extra is not None:
+            meta.update(extra(node))
+        metadatas.append(meta)
+    return NodeRows(
+        texts=[node.get_content(metadata_mode=MetadataMode.NONE) for node in nodes],
+        vectors=[list(node.embedding) for node in nodes if node.embedding is not None],
+        metadatas=metadatas,
+        ids=[node.node_id for node in nodes],
+    )
+
+
+def record_to_node(
+    record: Record, *, with_embedding: bool = False, metadata_keys: Sequence[str] = ()
+) -> BaseNode:
+    """Rebuild a node; rows written by other tools (no ``_node_content``) become TextNodes."""
+    if NODE_CONTENT_KEY in record.metadata:
+        node = metadata_dict_to_node(dict(record.metadata), text=record.text)
+    else:
+        metadata = dict(record.metadata)
+        if metadata_keys:
+            metadata = {k: v for k, v in metadata.items() if k in set(metadata_keys)}
+        node = TextNode(id_=record.id, text=record.text, metadata=metadata)
+    if with_embedding and record.vector is not None:
+        node.embedding = list(record.vector)
+    return node
+
+
+def query_result(
+    records: Sequence[Record], to_node: Callable[[Record], BaseNode]
+) -> VectorStoreQueryResult:
+    return VectorStoreQueryResult(
+        nodes=[to_node(r) for r in records],
+        similarities=[float(r.score if r.score is not None else 0.0) for r in records],
+        ids=[r.id for r in records],
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Queries
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """A validated query: the vector, ``k``, and for MMR ``fetch_k`` and ``lambda_mult``."""
+
+    vector: list[Any]
+    k: int
+    fetch_k: int | None = None
+    lambda_mult: float = 0.5
+
+    @property
+    def mmr(self) -> bool:
+        return self.fetch_k is not None
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInputError(f"{name} must be a positive integer, got {value!r}.")
+    return value
+
+
+def _mode(query: VectorStoreQuery, store: str) -> VectorStoreQueryMode:
+    try:
+        mode = VectorStoreQueryMode(query.mode)
+    except ValueError:
+        raise InvalidInputError(f"Unknown query mode {query.mode!r}.") from None
+    if mode in _SPARSE_MODES:
+        raise NotImplementedError(
+            f"{store} does not implement VectorStoreQueryMode.{mode.name} yet: it needs "
+            f"sparse / full-text (BM25) vectors and a hybrid ranker, which are the planned "
+            f"follow-up 'sparse and hybrid search' of the shared engine. Use "
+            f"VectorStoreQueryMode.DEFAULT or MMR."
+        )
+    if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
+        raise NotImplementedError(
+            f"{store} does not support VectorStoreQueryMode.{mode.name} (learner modes run "
+            f"client side on SimpleVectorStore); use DEFAULT or MMR."
+        )
+    return mode
+
+
+def plan_search(
+    query: VectorStoreQuery, kwargs: Mapping[str, Any], *, store: str, dim: int | None
+) -> SearchPlan:
+    """Validate ``query`` (+ the ``vector_store_kwargs``) into a :class:`SearchPlan`.
+
+    MMR: ``mmr_threshold`` (the query's, else the kwarg; default 0.5) is the lambda, and
+    ``fetch_k`` is ``mmr_prefetch_k`` or ``similarity_top_k * mmr_prefetch_factor`` (4).
+    """
+    if not isinstance(query, VectorStoreQuery):
+        raise InvalidInputError(f"query must be a VectorStoreQuery, got {type(query).__name__}.")
+    mode = _mode(query, store)
+    k = _positive_int(query.similarity_top_k, "similarity_top_k")
+    vector = query.query_embedding
+    tolist = getattr(vector, "tolist", None)  # numpy arrays
+    vector = tolist() if callable(tolist) else vector
+    if vector is None:
+        raise InvalidInputError(
+            "query.query_embedding is missing; this store searches by vector (a retriever "
+            "embeds the query with its embed_model)."
+        )
+    if isinstance(vector, (str, bytes)) or not isinstance(vector, Sequence):
+        raise InvalidInputError(f"query_embedding must be a list of floats, got {vector!r:.80}.")
+    if dim is not None and len(vector) != dim:
+        raise InvalidInputError(
+            f"query_embedding has dimension {len(vector)}, but the store was created with "
+            f"dim={dim}."
+        )
+    if mode is not VectorStoreQueryMode.MMR:
+        return SearchPlan(list(vector), k)
+    threshold = query.mmr_threshold
+    if threshold is None:
+        threshold = kwargs.get("mmr_threshold")
+    if threshold is None:
+        threshold = 0.5
+    if (
+        isinstance(threshold, bool)
+        or not isinstance(threshold, numbers.Real)
+        or not 0.0 <= threshold <= 1.0
+    ):
+        raise InvalidInputError(f"mmr_threshold must be a number in [0, 1], got {threshold!r}.")
+    prefetch_k, factor = kwargs.get("mmr_prefetch_k"), kwargs.get("mmr_prefetch_factor")
+    if prefetch_k is not None and factor is not None:
+        raise InvalidInputError("Pass mmr_prefetch_k or mmr_prefetch_factor, not both.")
+    if prefetch_k is not None:
+        fetch_k = _positive_int(prefetch_k, "mmr_prefetch_k")
+    else:
+        factor = DEFAULT_MMR_PREFETCH_FACTOR if factor is None else factor
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or factor <= 0:
+            raise InvalidInputError(f"mmr_prefetch_factor must be positive, got {factor!r}.")
+        fetch_k = int(k * factor)
+    return SearchPlan(list(vector), k, max(fetch_k, k), float(threshold))
+
+
+# --------------------------------------------------------------------------------------------
+# Operations
+# --------------------------------------------------------------------------------------------
+
+
+def rewrite_steps(op: Op[Any], rewrite: Callable[[Any], Any]) -> Op[Any]:
+    """Run ``op``, passing each step it yields through ``rewrite`` (results and errors
+    flow back unchanged)."""
+    try:
+        step = next(op)
+    except StopIteration as stop:
+        return stop.value
+    try:
+        while True:
+            try:
+                result = yield rewrite(step)
+            except Exception as exc:
+                step = op.throw(exc)
+            else:
+                step = op.send(result)
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        op.close()

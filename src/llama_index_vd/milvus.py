@@ -1,0 +1,599 @@
+"""``llama_index_vd.MilvusVectorStore``: a drop-in for LlamaIndex's Milvus store, natively async.
+
+Same constructor arguments as ``llama_index.vector_stores.milvus.MilvusVectorStore``. Every
+method is a sync/async pair of one-line shells over one operation of the shared
+:class:`~vd_integrations.milvus.engine.MilvusEngine` (the sync one on ``MilvusClient``, the
+async one on the running loop's own ``AsyncMilvusClient``), so the twins cannot disagree,
+and one store serves any number of event loops (``asyncio.run``, pytest-asyncio,
+``nest_asyncio``).
+
+The collection matches LlamaIndex's layout: primary key ``id`` (VARCHAR), a ``doc_id``
+VARCHAR column, the node text in ``text``, the vector in ``embedding``, and node metadata
+(plus ``_node_content``, the node as JSON) in dynamic fields. Differences, all deliberate:
+
+- Nothing touches the network in the constructor; the collection is created (once, even
+  under concurrent first writes) by the first ``add``, with ``dim`` taken from the nodes
+  when not given. ``overwrite=True`` drops the old collection on first use.
+- ``MetadataFilters`` are translated server side with every operator, any nesting and a
+  ``NOT`` that keeps its meaning (see :mod:`llama_index_vd.filters`); ``doc_ids``,
+  ``node_ids`` and a ``string_expr`` kwarg are ANDed in (empty id lists, which
+  ``VectorStoreIndex`` passes, restrict nothing); ``get_nodes([])`` and
+  ``delete_nodes([])`` touch no node.
+- Bad input (nodes without embeddings, wrong dimensions, bad filters, ``k <= 0``, ...)
+  raises a clear ``ValueError`` before anything is written.
+- Metadata keys named like a collection field (``id``, ``text``, ``embedding``) are kept
+  only inside ``_node_content``: nodes round-trip, but such keys are not filterable.
+- ``upsert_mode=False`` (the default) inserts, as LlamaIndex does (real Milvus then keeps
+  duplicates of a re-added id; Milvus Lite replaces them); ``upsert_mode=True`` upserts.
+- Similarities are raw Milvus scores (a distance for L2); for MMR they are the selected
+  nodes' search scores (LlamaIndex returns MMR objective values). ``add`` ignores
+  ``force_flush`` (Milvus persists on its own).
+- ``enable_sparse``, ``sparse_embedding_function``, ``hybrid_ranker(_params)`` and
+  ``sparse_index_config`` are accepted; SPARSE / HYBRID / TEXT_SEARCH queries raise
+  ``NotImplementedError`` (follow-up: sparse and hybrid search). ``enable_dense=False``
+  is rejected. ``index_management`` is accepted: a new collection always gets its index,
+  an existing one is used as is. ``output_fields`` only limits the metadata of rows
+  written by other tools (nodes carry their metadata in ``_node_content``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.schema import BaseNode
+from llama_index.core.vector_stores.types import (
+    BasePydanticVectorStore,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryResult,
+)
+from llama_index.core.vector_stores.utils import (
+    DEFAULT_DOC_ID_KEY,
+    DEFAULT_EMBEDDING_KEY,
+    DEFAULT_TEXT_KEY,
+)
+from pymilvus import DataType
+
+from llama_index_vd._common import (
+    SearchPlan,
+    check_ids,
+    check_nodes,
+    node_rows,
+    plan_search,
+    query_result,
+    record_to_node,
+    rewrite_steps,
+)
+from llama_index_vd.filters import all_of, to_milvus_expr
+from vd_integrations.errors import InvalidInputError
+from vd_integrations.filters import (
+    FieldRef,
+    dynamic_field,
+    ids_expr,
+    is_in,
+    is_safe_identifier,
+    scalar_field,
+)
+from vd_integrations.milvus.config import ConnectionConfig
+from vd_integrations.milvus.engine import MilvusEngine, Op, Rpc
+from vd_integrations.milvus.schema import (
+    VARCHAR_MAX_LENGTH,
+    CollectionLayout,
+    CollectionSpec,
+    Record,
+)
+
+__all__ = ["DEFAULT_MILVUS_URI", "IndexManagement", "MilvusVectorStore"]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_MILVUS_URI = "./milvus_llamaindex.db"
+DEFAULT_BATCH_SIZE = 100
+MILVUS_ID_FIELD = "id"
+_METRICS = {"ip": "IP", "l2": "L2", "euclidean": "L2", "cosine": "COSINE"}
+_RANKERS = ("RRFRanker", "WeightedRanker")
+
+
+class IndexManagement(str, Enum):
+    """LlamaIndex's index management strategies (its own enum is accepted too)."""
+
+    NO_VALIDATION = "no_validation"
+    CREATE_IF_NOT_EXISTS = "create_if_not_exists"
+
+
+@dataclass(frozen=True)
+class _NodeCollectionSpec(CollectionSpec):
+    """A :class:`CollectionSpec` with extra declared scalar columns (``doc_id``, ...)."""
+
+    scalar_columns: tuple[tuple[str, Any], ...] = ()
+
+    def build_schema(self, dim: int) -> Any:
+        schema = super().build_schema(dim)
+        for name, dtype in self.scalar_columns:
+            extra = {"max_length": VARCHAR_MAX_LENGTH} if dtype == DataType.VARCHAR else {}
+            schema.add_field(name, dtype, **extra)
+        return schema
+
+
+def _as_insert(step: Any) -> Any:
+    """The engine upserts rows that carry ids; LlamaIndex's default mode inserts."""
+    if isinstance(step, Rpc) and step.method == "upsert":
+        return Rpc("insert", step.kwargs)
+    return step
+
+
+def _metric(similarity_metric: Any) -> str:
+    metric = _METRICS.get(str(similarity_metric).lower()) if similarity_metric else None
+    if metric is None:
+        raise InvalidInputError(
+            f"similarity_metric must be one of 'IP', 'COSINE', 'L2' (or 'euclidean'), "
+            f"got {similarity_metric!r}."
+        )
+    return metric
+
+
+def _index_params(index_config: Mapping[str, Any] | None, metric: str, field: str) -> dict:
+    """LlamaIndex's ``index_config`` (flat or with ``params``) as engine index params."""
+    config = dict(index_config or {})
+    if config.pop("field_name", field) != field:
+        raise InvalidInputError(
+            f"index_config['field_name'] must be the embedding_field {field!r}."
+        )
+    config.pop("index_name", None)
+    index_type = config.pop("index_type", "FLAT")
+    metric_type = _metric(config.pop("metric_type", metric))
+    params = dict(config.pop("params", None) or {})
+    params.update(config)
+    return {"index_type": index_type, "metric_type": metric_type, "params": params}
+
+
+def _index_management(value: Any) -> IndexManagement:
+    try:
+        return IndexManagement(getattr(value, "value", value))
+    except ValueError:
+        raise InvalidInputError(
+            f"index_management must be one of {[m.value for m in IndexManagement]}, got {value!r}."
+        ) from None
+
+
+class MilvusVectorStore(BasePydanticVectorStore):
+    """Milvus vector store for LlamaIndex with native async I/O (see the module docstring).
+
+    Example:
+        .. code-block:: python
+
+            from llama_index.core import StorageContext, VectorStoreIndex
+            from llama_index_vd import MilvusVectorStore
+
+            store = MilvusVectorStore(uri="http://localhost:19530", collection_name="docs")
+            index = VectorStoreIndex.from_documents(
+                documents, storage_context=StorageContext.from_defaults(vector_store=store)
+            )
+            nodes = await index.as_retriever(filters=filters).aretrieve("query")
+    """
+
+    stores_text: bool = True
+    stores_node: bool = True
+
+    uri: str = DEFAULT_MILVUS_URI
+    token: str = Field(default="", exclude=True, repr=False)
+    collection_name: str = "llamacollection"
+    dim: int | None = None
+    embedding_field: str = DEFAULT_EMBEDDING_KEY
+    doc_id_field: str = DEFAULT_DOC_ID_KEY
+    similarity_metric: str = "IP"
+    consistency_level: str = "Session"
+    overwrite: bool = False
+    upsert_mode: bool = False
+    text_key: str = DEFAULT_TEXT_KEY
+    output_fields: list[str] = Field(default_factory=list)
+    index_config: dict | None = None
+    sparse_index_config: dict | None = None
+    search_config: dict | None = None
+    collection_properties: dict | None = None
+    batch_size: int = DEFAULT_BATCH_SIZE
+    enable_dense: bool = True
+    enable_sparse: bool = False
+    sparse_embedding_field: str = "sparse_embedding"
+    sparse_embedding_function: Any = None
+    hybrid_ranker: str = "RRFRanker"
+    hybrid_ranker_params: dict = Field(default_factory=dict)
+    index_management: IndexManagement = IndexManagement.CREATE_IF_NOT_EXISTS
+    scalar_field_names: list[str] | None = None
+    scalar_field_types: list[Any] | None = None
+
+    _engine: MilvusEngine = PrivateAttr()
+    _columns: dict[str, Any] = PrivateAttr()
+
+    def __init__(
+        self,
+        uri: str = DEFAULT_MILVUS_URI,
+        token: str = "",
+        collection_name: str = "llamacollection",
+        overwrite: bool = False,
+        upsert_mode: bool = False,
+        collection_properties: dict | None = None,
+        doc_id_field: str = DEFAULT_DOC_ID_KEY,
+        text_key: str | None = DEFAULT_TEXT_KEY,
+        scalar_field_names: list[str] | None = None,
+        scalar_field_types: list[Any] | None = None,
+        enable_dense: bool = True,
+        dim: int | None = None,
+        embedding_field: str = DEFAULT_EMBEDDING_KEY,
+        enable_sparse: bool = False,
+        sparse_embedding_field: str = "sparse_embedding",
+        sparse_embedding_function: Any = None,
+        index_management: Any = IndexManagement.CREATE_IF_NOT_EXISTS,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        index_config: dict | None = None,
+        sparse_index_config: dict | None = None,
+        search_config: dict | None = None,
+        similarity_metric: str = "IP",
+        consistency_level: str = "Session",
+        output_fields: list[str] | None = None,
+        hybrid_ranker: str = "RRFRanker",
+        hybrid_ranker_params: dict | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not enable_dense:
+            raise NotImplementedError(
+                "enable_dense=False (a sparse-only collection) is not supported yet; sparse "
+                "and hybrid search are a planned follow-up. Keep enable_dense=True."
+            )
+        if hybrid_ranker not in _RANKERS:
+            raise InvalidInputError(
+                f"hybrid_ranker must be one of {_RANKERS}, got {hybrid_ranker!r}."
+            )
+        if enable_sparse:
+            _log.warning(
+                "enable_sparse=True is accepted, but sparse/hybrid search is not implemented "
+                "yet: dense search works, SPARSE/HYBRID/TEXT_SEARCH queries raise."
+            )
+        if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0):
+            raise InvalidInputError(f"dim must be a positive integer, got {dim!r}.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        text_key = text_key or DEFAULT_TEXT_KEY
+        metric = _metric(similarity_metric)
+        index_params = _index_params(index_config, metric, embedding_field)
+        columns = self._scalar_columns(doc_id_field, scalar_field_names, scalar_field_types)
+        for name in (embedding_field, text_key, *columns):
+            if not is_safe_identifier(name):
+                raise InvalidInputError(f"Field name {name!r} is not a plain identifier.")
+        super().__init__(
+            uri=uri or DEFAULT_MILVUS_URI,
+            token=token or "",
+            collection_name=collection_name,
+            dim=dim,
+            embedding_field=embedding_field,
+            doc_id_field=doc_id_field,
+            similarity_metric=index_params["metric_type"],
+            consistency_level=consistency_level,
+            overwrite=overwrite,
+            upsert_mode=upsert_mode,
+            text_key=text_key,
+            output_fields=list(output_fields or []),
+            index_config=dict(index_config or {}),
+            sparse_index_config=dict(sparse_index_config or {}),
+            search_config=dict(search_config or {}),
+            collection_properties=collection_properties,
+            batch_size=batch_size,
+            enable_dense=enable_dense,
+            enable_sparse=enable_sparse,
+            sparse_embedding_field=sparse_embedding_field,
+            sparse_embedding_function=sparse_embedding_function,
+            hybrid_ranker=hybrid_ranker,
+            hybrid_ranker_params=dict(hybrid_ranker_params or {}),
+            index_management=_index_management(index_management),
+            scalar_field_names=scalar_field_names,
+            scalar_field_types=scalar_field_types,
+        )
+        spec = _NodeCollectionSpec(
+            name=collection_name,
+            properties=collection_properties,
+            primary_field=MILVUS_ID_FIELD,
+            text_field=text_key,
+            vector_field=embedding_field,
+            consistency_level=consistency_level,
+            index_params=index_params,
+            search_params=self.search_config or None,
+            scalar_columns=tuple(columns.items()),
+        )
+        kwargs.pop("alias", None)  # pymilvus connection aliases are managed by the engine
+        self._columns = columns
+        self._engine = MilvusEngine(
+            spec,
+            ConnectionConfig.from_connection_args({"uri": self.uri, "token": token, **kwargs}),
+            drop_old=overwrite,
+        )
+
+    @staticmethod
+    def _scalar_columns(
+        doc_id_field: str, names: list[str] | None, types: list[Any] | None
+    ) -> dict[str, Any]:
+        names, types = list(names or []), list(types or [])
+        if len(names) != len(types):
+            raise InvalidInputError(
+                f"scalar_field_names ({len(names)}) and scalar_field_types ({len(types)}) "
+                f"must have the same length."
+            )
+        columns = {doc_id_field: DataType.VARCHAR}
+        for name, dtype in zip(names, types, strict=True):
+            if not isinstance(dtype, DataType):
+                raise InvalidInputError(
+                    f"scalar_field_types must be pymilvus DataTypes, got {dtype!r}."
+                )
+            columns[name] = dtype
+        reserved = {MILVUS_ID_FIELD}
+        if reserved & set(columns):
+            raise InvalidInputError(f"{MILVUS_ID_FIELD!r} is the primary key; pick another name.")
+        return columns
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "VdMilvusVectorStore"
+
+    def __repr__(self) -> str:
+        return (
+            f"MilvusVectorStore(collection_name={self.collection_name!r}, "
+            f"connection={self._engine.config!r})"
+        )
+
+    __str__ = __repr__
+
+    # ----- escape hatches ---------------------------------------------------------------------
+
+    @property
+    def engine(self) -> MilvusEngine:
+        """The framework-free engine behind this store."""
+        return self._engine
+
+    @property
+    def client(self) -> Any:
+        """The sync ``pymilvus.MilvusClient``."""
+        return self._engine.client
+
+    @property
+    def aclient(self) -> Any:
+        """The running loop's ``pymilvus.AsyncMilvusClient`` (use inside a coroutine)."""
+        return self._engine.aclient
+
+    # ----- pure helpers -------------------------------------------------------------------------
+
+    def _resolver(self, layout: CollectionLayout | None) -> Any:
+        if layout is not None:
+            return layout.field_ref
+        columns = {MILVUS_ID_FIELD, self.text_key, *self._columns}
+
+        def resolve(key: str) -> FieldRef:
+            return scalar_field(key) if key in columns else dynamic_field(key)
+
+        return resolve
+
+    def _expr(
+        self,
+        layout: CollectionLayout | None,
+        filters: MetadataFilters | None,
+        *,
+        node_ids: list[str] | None = None,
+        doc_ids: list[str] | None = None,
+        string_expr: Any = None,
+    ) -> str | None:
+        """The filters, ids and extra expression ANDed into one Milvus expression."""
+        if string_expr is not None and not isinstance(string_expr, str):
+            raise InvalidInputError(f"string_expr must be a str, got {string_expr!r}.")
+        resolve = self._resolver(layout)
+        primary = layout.primary_field if layout is not None else MILVUS_ID_FIELD
+        strings = {MILVUS_ID_FIELD, self.text_key} | {
+            name for name, dtype in self._columns.items() if dtype == DataType.VARCHAR
+        }
+        return all_of(
+            to_milvus_expr(filters, resolve, string_columns=strings),
+            None if node_ids is None else ids_expr(primary, node_ids),
+            None if doc_ids is None else is_in(resolve(self.doc_id_field), doc_ids),
+            string_expr,
+        )
+
+    def _to_node(self, record: Record, with_embedding: bool = False) -> BaseNode:
+        return record_to_node(
+            record, with_embedding=with_embedding, metadata_keys=self.output_fields
+        )
+
+    # ----- operations, written once -------------------------------------------------------------
+
+    def _add_op(self, nodes: Sequence[BaseNode]) -> Op[list[str]]:
+        nodes = check_nodes(nodes, self.dim)
+        if not nodes:
+            return []
+        layout = yield from self._engine.ready()
+        skip = layout.reserved_keys if layout else {MILVUS_ID_FIELD, self.text_key, "$meta"}
+        doc_id = self.doc_id_field
+        rows = node_rows(
+            nodes,
+            skip_keys={*skip, self.embedding_field},
+            extra=lambda node: {doc_id: node.ref_doc_id or "None"},
+        )
+        op = self._engine.add(
+            rows.texts,
+            vectors=rows.vectors,
+            metadatas=rows.metadatas,
+            ids=rows.ids,
+            batch_size=self.batch_size,
+        )
+        return (yield from (op if self.upsert_mode else rewrite_steps(op, _as_insert)))
+
+    def _delete_op(self, ref_doc_id: Any) -> Op[None]:
+        doc_ids = check_ids(
+            [ref_doc_id] if isinstance(ref_doc_id, str) else ref_doc_id, "ref_doc_id"
+        )
+        layout = yield from self._engine.ready()
+        if layout is None or not doc_ids:
+            return
+        expr = is_in(layout.field_ref(self.doc_id_field), doc_ids)
+        yield from self._engine.delete(filter=expr)
+
+    def _delete_nodes_op(self, node_ids: Any, filters: MetadataFilters | None) -> Op[None]:
+        ids = check_ids(node_ids, "node_ids")
+        expr = self._expr(None, filters)  # validate before any I/O
+        if ids is None and expr is None:
+            raise InvalidInputError(
+                "delete_nodes needs node_ids and/or non-empty filters; use clear() to delete "
+                "everything."
+            )
+        layout = yield from self._engine.ready()
+        if layout is None or ids == []:
+            return
+        yield from self._engine.delete(ids, self._expr(layout, filters))
+
+    def _get_nodes_op(self, node_ids: Any, filters: MetadataFilters | None) -> Op[list[BaseNode]]:
+        if node_ids is None and filters is None:
+            raise InvalidInputError("get_nodes needs node_ids and/or filters.")
+        ids = check_ids(node_ids, "node_ids")
+        self._expr(None, filters)
+        layout = yield from self._engine.ready()
+        if layout is None or ids == []:
+            return []
+        records = yield from self._engine.query(
+            self._expr(layout, filters), ids=ids, with_vectors=True
+        )
+        nodes = [self._to_node(r, with_embedding=True) for r in records]
+        if ids is not None:
+            order = {node_id: i for i, node_id in enumerate(ids)}
+            nodes.sort(key=lambda node: order.get(node.node_id, len(order)))
+        return nodes
+
+    def _query_op(self, query: VectorStoreQuery, kwargs: Mapping[str, Any]) -> Op[Any]:
+        plan = plan_search(query, kwargs, store=type(self).__name__, dim=self.dim)
+        if kwargs.get("milvus_scalar_filters") is not None:
+            raise NotImplementedError(
+                "milvus_scalar_filters is not supported; express the condition with "
+                "MetadataFilters or pass a Milvus expression as string_expr."
+            )
+        if query.embedding_field not in (None, self.embedding_field):
+            raise InvalidInputError(
+                f"This store searches its vector field {self.embedding_field!r}, not "
+                f"{query.embedding_field!r}."
+            )
+        # Empty id lists place no restriction: VectorStoreIndex passes node_ids=[] for stores
+        # that keep the text (LlamaIndex's own stores treat [] the same way).
+        node_ids = check_ids(query.node_ids, "node_ids") or None
+        doc_ids = check_ids(query.doc_ids, "doc_ids") or None
+        self._expr(None, query.filters, string_expr=kwargs.get("string_expr"))
+        layout = yield from self._engine.ready()
+        expr = self._expr(
+            layout,
+            query.filters,
+            node_ids=node_ids,
+            doc_ids=doc_ids,
+            string_expr=kwargs.get("string_expr"),
+        )
+        records = yield from self._search_op(plan, expr, kwargs.get("milvus_search_config"))
+        return query_result(records, self._to_node)
+
+    def _search_op(
+        self, plan: SearchPlan, expr: str | None, search_params: Mapping[str, Any] | None
+    ) -> Op[list[Record]]:
+        if plan.mmr:
+            return (
+                yield from self._engine.mmr(
+                    plan.vector,
+                    k=plan.k,
+                    fetch_k=plan.fetch_k or plan.k,
+                    lambda_mult=plan.lambda_mult,
+                    filter=expr,
+                    search_params=search_params,
+                )
+            )
+        hits = yield from self._engine.search(
+            [plan.vector], k=plan.k, filter=expr, search_params=search_params
+        )
+        return hits[0]
+
+    # ----- the LlamaIndex API -------------------------------------------------------------------
+
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
+        """Store nodes with their embeddings; returns their ids (upserts if ``upsert_mode``)."""
+        return self._engine.run(self._add_op(nodes))
+
+    async def async_add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
+        return await self._engine.arun(self._add_op(nodes))
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Delete every node of the document ``ref_doc_id`` (a list of ids is accepted too)."""
+        self._engine.run(self._delete_op(ref_doc_id))
+
+    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        await self._engine.arun(self._delete_op(ref_doc_id))
+
+    def delete_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        """Delete the nodes with these ids and/or matching ``filters`` (both: the intersection)."""
+        self._engine.run(self._delete_nodes_op(node_ids, filters))
+
+    async def adelete_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        await self._engine.arun(self._delete_nodes_op(node_ids, filters))
+
+    def get_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
+    ) -> list[BaseNode]:
+        """Nodes (with embeddings) by ids and/or ``filters``; in ``node_ids`` order if given."""
+        return self._engine.run(self._get_nodes_op(node_ids, filters))
+
+    async def aget_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
+    ) -> list[BaseNode]:
+        return await self._engine.arun(self._get_nodes_op(node_ids, filters))
+
+    def clear(self) -> None:
+        """Drop the collection; the next ``add`` creates it again."""
+        self._engine.run(self._engine.drop())
+
+    async def aclear(self) -> None:
+        await self._engine.arun(self._engine.drop())
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """Top ``similarity_top_k`` nodes (DEFAULT or MMR mode) with raw Milvus scores.
+
+        kwargs: ``mmr_threshold``, ``mmr_prefetch_factor``, ``mmr_prefetch_k``,
+        ``milvus_search_config`` (search params) and ``string_expr`` (a Milvus expression
+        ANDed with the filters).
+        """
+        return self._engine.run(self._query_op(query, kwargs))
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        return await self._engine.arun(self._query_op(query, kwargs))
+
+    # ----- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the clients. The store cannot be used afterwards."""
+        self._engine.close()
+
+    async def aclose(self) -> None:
+        await self._engine.aclose()
+
+    def __enter__(self) -> MilvusVectorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> MilvusVectorStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
