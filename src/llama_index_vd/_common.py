@@ -17,7 +17,6 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 
 from vd_integrations.errors import InvalidInputError
 from vd_integrations.milvus.schema import Record
-from vd_integrations.ops import Op
 
 __all__ = [
     "DEFAULT_MMR_PREFETCH_FACTOR",
@@ -30,7 +29,6 @@ __all__ = [
     "plan_search",
     "query_result",
     "record_to_node",
-    "rewrite_steps",
 ]
 
 DEFAULT_MMR_PREFETCH_FACTOR = 4.0
@@ -253,24 +251,3 @@ def plan_search(
 # --------------------------------------------------------------------------------------------
 # Operations
 # --------------------------------------------------------------------------------------------
-
-
-def rewrite_steps(op: Op[Any], rewrite: Callable[[Any], Any]) -> Op[Any]:
-    """Run ``op``, passing each step it yields through ``rewrite`` (results and errors
-    flow back unchanged)."""
-    try:
-        step = next(op)
-    except StopIteration as stop:
-        return stop.value
-    try:
-        while True:
-            try:
-                result = yield rewrite(step)
-            except Exception as exc:
-                step = op.throw(exc)
-            else:
-                step = op.send(result)
-    except StopIteration as stop:
-        return stop.value
-    finally:
-        op.close()

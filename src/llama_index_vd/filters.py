@@ -62,6 +62,7 @@ from vd import UnsupportedFilterError
 
 from vd_integrations.filters import (
     FieldRef,
+    combine,
     compare,
     dynamic_field,
     eq,
@@ -191,25 +192,9 @@ def _check_top(filters: Any) -> MetadataFilters | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _combine(op: str, parts: Sequence[str]) -> str:
-    """Join parenthesised parts with ``and``/``or``, folding the true/false constants."""
-    identity, absorbing = (TRUE, FALSE) if op == "and" else (FALSE, TRUE)
-    kept: list[str] = []
-    for part in parts:
-        if part == absorbing:
-            return absorbing
-        if part != identity and part not in kept:
-            kept.append(part)
-    if not kept:
-        return identity
-    if len(kept) == 1:
-        return kept[0]
-    return "(" + f" {op} ".join(kept) + ")"
-
-
 def all_of(*exprs: str | None) -> str | None:
     """AND Milvus expressions (``None``/empty ones skipped); ``None`` when nothing is left."""
-    combined = _combine("and", [e if e in (TRUE, FALSE) else f"({e})" for e in exprs if e])
+    combined = combine("and", [e if e in (TRUE, FALSE) else f"({e})" for e in exprs if e])
     return None if combined == TRUE else combined
 
 
@@ -275,7 +260,7 @@ class _MilvusTranslator:
             self.node(child, child_negate, f"{where}.filters[{i}]")
             for i, child in enumerate(children)
         ]
-        return _combine(op, parts)
+        return combine(op, parts)
 
     def atom(self, flt: MetadataFilter, negate: bool, where: str) -> str:
         key, op, value = _check(flt, where)
@@ -326,10 +311,8 @@ class _MilvusTranslator:
             empty_string = key in self.string_columns
             if negate:
                 parts = [exists(ref), *([f'({ref.expr} != "")'] if empty_string else [])]
-                return _combine("and", parts)
-            return _combine(
-                "or", [_absent(ref), *([f'({ref.expr} == "")'] if empty_string else [])]
-            )
+                return combine("and", parts)
+            return combine("or", [_absent(ref), *([f'({ref.expr} == "")'] if empty_string else [])])
         name = _function_arg(ref, key, FilterOperator.IS_EMPTY, where)
         if negate:
             return (

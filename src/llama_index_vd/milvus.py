@@ -67,7 +67,6 @@ from llama_index_vd._common import (
     plan_search,
     query_result,
     record_to_node,
-    rewrite_steps,
 )
 from llama_index_vd.filters import all_of, to_milvus_expr
 from vd_integrations.errors import InvalidInputError
@@ -80,7 +79,7 @@ from vd_integrations.filters import (
     scalar_field,
 )
 from vd_integrations.milvus.config import ConnectionConfig
-from vd_integrations.milvus.engine import MilvusEngine, Op, Rpc
+from vd_integrations.milvus.engine import MilvusEngine, Op
 from vd_integrations.milvus.schema import (
     VARCHAR_MAX_LENGTH,
     CollectionLayout,
@@ -118,13 +117,6 @@ class _NodeCollectionSpec(CollectionSpec):
             extra = {"max_length": VARCHAR_MAX_LENGTH} if dtype == DataType.VARCHAR else {}
             schema.add_field(name, dtype, **extra)
         return schema
-
-
-def _as_insert(step: Any) -> Any:
-    """The engine upserts rows that carry ids; LlamaIndex's default mode inserts."""
-    if isinstance(step, Rpc) and step.method == "upsert":
-        return Rpc("insert", step.kwargs)
-    return step
 
 
 def _metric(similarity_metric: Any) -> str:
@@ -424,8 +416,9 @@ class MilvusVectorStore(BasePydanticVectorStore):
             metadatas=rows.metadatas,
             ids=rows.ids,
             batch_size=self.batch_size,
+            upsert=self.upsert_mode,
         )
-        return (yield from (op if self.upsert_mode else rewrite_steps(op, _as_insert)))
+        return (yield from op)
 
     def _delete_op(self, ref_doc_id: Any) -> Op[None]:
         doc_ids = check_ids(

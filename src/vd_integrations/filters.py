@@ -74,6 +74,7 @@ __all__ = [
     "FieldRef",
     "FieldResolver",
     "and_exprs",
+    "combine",
     "compare",
     "dynamic_field",
     "eq",
@@ -378,7 +379,7 @@ def is_in(ref: FieldRef, values: Iterable[Any], negate: bool = False) -> str:
 # --------------------------------------------------------------------------- #
 
 
-def _combine(op: Literal["and", "or"], parts: Iterable[str]) -> str:
+def combine(op: Literal["and", "or"], parts: Iterable[str]) -> str:
     """Combine already-parenthesised parts, folding the ``true``/``false`` constants."""
     identity, absorbing = (TRUE, FALSE) if op == "and" else (FALSE, TRUE)
     kept: list[str] = []
@@ -473,7 +474,7 @@ def _field_condition(ref: FieldRef, name: str, condition: Any, negate: bool, whe
         else:
             parts.append(_compare(ref, op, operand, negate, at))
     # A field dict is an AND of its operators; its negation an OR of the negations.
-    return _combine("or" if negate else "and", parts)
+    return combine("or" if negate else "and", parts)
 
 
 def _translate(node: Any, resolve: FieldResolver, negate: bool, where: str) -> str:
@@ -502,7 +503,7 @@ def _translate(node: Any, resolve: FieldResolver, negate: bool, where: str) -> s
             ]
             # De Morgan: under negation AND becomes OR and vice versa.
             op = "and" if (key == "$and") != negate else "or"
-            parts.append(_combine(op, subs))
+            parts.append(combine(op, subs))
         elif key == "$not":
             if not isinstance(condition, Mapping):
                 raise _fail(
@@ -523,7 +524,7 @@ def _translate(node: Any, resolve: FieldResolver, negate: bool, where: str) -> s
         else:
             parts.append(_field_condition(resolve(key), key, condition, negate, at))
     # The keys of a filter dict form an implicit AND (an OR when negated).
-    return _combine("or" if negate else "and", parts)
+    return combine("or" if negate else "and", parts)
 
 
 def translate_filter(

@@ -38,7 +38,6 @@ from vd_integrations.loops import PerLoop
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
 from vd_integrations.mmr import maximal_marginal_relevance
-from vd_integrations.scoring import relevance_fn
 from vd_integrations.ops import (
     Embedder,
     EmbedDocuments,
@@ -51,6 +50,7 @@ from vd_integrations.ops import (
     embed_async,
     embed_sync,
 )
+from vd_integrations.scoring import relevance_fn
 from vd_integrations.validation import check_positive_int, check_same_length, check_vectors
 
 __all__ = [
@@ -473,8 +473,12 @@ class MilvusEngine:
         ids: Sequence[Any] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         on_batch: Callable[[int], None] | None = None,
+        upsert: bool | None = None,
     ) -> Op[list[str]]:
-        """Embed (unless ``vectors``) and write texts; ids given means upsert. Returns ids.
+        """Embed (unless ``vectors``) and write texts. Returns the ids.
+
+        ``upsert=None`` upserts when the caller gave ids (re-adding an id replaces it) and
+        inserts otherwise; ``True``/``False`` force one or the other.
 
         Everything checkable is checked before the first write: lengths, ids, text sizes,
         metadata, vector dimensions (the embedder's too, on the first batch).
@@ -494,7 +498,8 @@ class MilvusEngine:
             if vectors is None
             else check_vectors(vectors, dim=layout.dim or None, what="embedding")
         )
-        upsert = ids is not None and any(i is not None for i in ids)
+        if upsert is None:
+            upsert = ids is not None and any(i is not None for i in ids)
         keys = self._check_ids(layout, ids, n)
         metas = [{} if m is None else m for m in (metadatas or [None] * n)]
         for i, (text, meta) in enumerate(zip(texts, metas, strict=True)):
