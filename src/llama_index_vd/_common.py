@@ -5,10 +5,11 @@ from __future__ import annotations
 import numbers
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from llama_index.core.schema import BaseNode, MetadataMode, TextNode
 from llama_index.core.vector_stores.types import (
+    MetadataFilters,
     VectorStoreQuery,
     VectorStoreQueryMode,
     VectorStoreQueryResult,
@@ -21,6 +22,7 @@ from vd_integrations.milvus.schema import Record
 __all__ = [
     "DEFAULT_MMR_PREFETCH_FACTOR",
     "NODE_CONTENT_KEY",
+    "EngineShells",
     "NodeRows",
     "SearchPlan",
     "check_ids",
@@ -251,3 +253,96 @@ def plan_search(
 # --------------------------------------------------------------------------------------------
 # Operations
 # --------------------------------------------------------------------------------------------
+
+
+S = TypeVar("S", bound="EngineShells")
+
+
+class EngineShells:
+    """The LlamaIndex vector-store API as sync/async one-line shells over the store's ops.
+
+    A store mixes this in (before ``BasePydanticVectorStore``) and defines ``_engine`` and
+    the generator ops ``_add_op``, ``_delete_op``, ``_delete_nodes_op``, ``_get_nodes_op``
+    and ``_query_op``; each public method then exists once for both stores.
+    """
+
+    _engine: Any
+
+    # ----- the LlamaIndex API -------------------------------------------------------------------
+
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
+        """Store nodes with their embeddings; returns their ids."""
+        return self._engine.run(self._add_op(nodes))
+
+    async def async_add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
+        return await self._engine.arun(self._add_op(nodes))
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Delete every node of the document ``ref_doc_id`` (a list of ids is accepted too)."""
+        self._engine.run(self._delete_op(ref_doc_id))
+
+    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        await self._engine.arun(self._delete_op(ref_doc_id))
+
+    def delete_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        """Delete the nodes with these ids and/or matching ``filters`` (both: the intersection)."""
+        self._engine.run(self._delete_nodes_op(node_ids, filters))
+
+    async def adelete_nodes(
+        self,
+        node_ids: list[str] | None = None,
+        filters: MetadataFilters | None = None,
+        **delete_kwargs: Any,
+    ) -> None:
+        await self._engine.arun(self._delete_nodes_op(node_ids, filters))
+
+    def get_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
+    ) -> list[BaseNode]:
+        """Nodes (with embeddings) by ids and/or ``filters``; in ``node_ids`` order if given."""
+        return self._engine.run(self._get_nodes_op(node_ids, filters))
+
+    async def aget_nodes(
+        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
+    ) -> list[BaseNode]:
+        return await self._engine.arun(self._get_nodes_op(node_ids, filters))
+
+    def clear(self) -> None:
+        """Drop the collection; the next ``add`` creates it again."""
+        self._engine.run(self._engine.drop())
+
+    async def aclear(self) -> None:
+        await self._engine.arun(self._engine.drop())
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """Top ``similarity_top_k`` nodes (DEFAULT or MMR mode); see the store for kwargs."""
+        return self._engine.run(self._query_op(query, kwargs))
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        return await self._engine.arun(self._query_op(query, kwargs))
+
+    # ----- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the clients. The store cannot be used afterwards."""
+        self._engine.close()
+
+    async def aclose(self) -> None:
+        await self._engine.aclose()
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self: S) -> S:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

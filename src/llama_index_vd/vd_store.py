@@ -26,11 +26,11 @@ from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
     MetadataFilters,
     VectorStoreQuery,
-    VectorStoreQueryResult,
 )
 from llama_index.core.vector_stores.utils import DEFAULT_DOC_ID_KEY
 
 from llama_index_vd._common import (
+    EngineShells,
     check_ids,
     check_nodes,
     node_rows,
@@ -56,7 +56,7 @@ def _and(*filters: dict[str, Any] | None) -> dict[str, Any] | None:
     return kept[0] if len(kept) == 1 else {"$and": kept}
 
 
-class VDVectorStore(BasePydanticVectorStore):
+class VDVectorStore(EngineShells, BasePydanticVectorStore):
     """LlamaIndex vector store over any vd backend (``memory``, ``faiss``, ``qdrant``, ...).
 
     Example:
@@ -197,85 +197,3 @@ class VDVectorStore(BasePydanticVectorStore):
         else:
             records = (yield from self._engine.search([plan.vector], k=plan.k, filter=flt))[0]
         return query_result(records, record_to_node)
-
-    # ----- the LlamaIndex API -------------------------------------------------------------------
-
-    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
-        """Store nodes with their embeddings (an existing id is replaced); returns their ids."""
-        return self._engine.run(self._add_op(nodes))
-
-    async def async_add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
-        return await self._engine.arun(self._add_op(nodes))
-
-    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        """Delete every node of the document ``ref_doc_id`` (a list of ids is accepted too)."""
-        self._engine.run(self._delete_op(ref_doc_id))
-
-    async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        await self._engine.arun(self._delete_op(ref_doc_id))
-
-    def delete_nodes(
-        self,
-        node_ids: list[str] | None = None,
-        filters: MetadataFilters | None = None,
-        **delete_kwargs: Any,
-    ) -> None:
-        """Delete the nodes with these ids and/or matching ``filters`` (both: the intersection)."""
-        self._engine.run(self._delete_nodes_op(node_ids, filters))
-
-    async def adelete_nodes(
-        self,
-        node_ids: list[str] | None = None,
-        filters: MetadataFilters | None = None,
-        **delete_kwargs: Any,
-    ) -> None:
-        await self._engine.arun(self._delete_nodes_op(node_ids, filters))
-
-    def get_nodes(
-        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
-    ) -> list[BaseNode]:
-        """Nodes (with embeddings) by ids and/or ``filters``; in ``node_ids`` order if given."""
-        return self._engine.run(self._get_nodes_op(node_ids, filters))
-
-    async def aget_nodes(
-        self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
-    ) -> list[BaseNode]:
-        return await self._engine.arun(self._get_nodes_op(node_ids, filters))
-
-    def clear(self) -> None:
-        """Drop the collection; the next ``add`` creates it again."""
-        self._engine.run(self._engine.drop())
-
-    async def aclear(self) -> None:
-        await self._engine.arun(self._engine.drop())
-
-    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        """Top ``similarity_top_k`` nodes (DEFAULT or MMR mode) with vd scores.
-
-        kwargs: ``mmr_threshold``, ``mmr_prefetch_factor``, ``mmr_prefetch_k``.
-        """
-        return self._engine.run(self._query_op(query, kwargs))
-
-    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        return await self._engine.arun(self._query_op(query, kwargs))
-
-    # ----- lifecycle ----------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Release the clients. The store cannot be used afterwards."""
-        self._engine.close()
-
-    async def aclose(self) -> None:
-        await self._engine.aclose()
-
-    def __enter__(self) -> VDVectorStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> VDVectorStore:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
