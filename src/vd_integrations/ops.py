@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from vd_integrations.errors import InvalidInputError
+
 __all__ = [
     "EmbedDocuments",
     "EmbedQuery",
@@ -26,6 +28,7 @@ __all__ = [
     "drive",
     "embed_async",
     "embed_sync",
+    "require_embedder",
 ]
 
 T = TypeVar("T")
@@ -67,6 +70,16 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> list[float]: ...
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]: ...
     async def aembed_query(self, text: str) -> list[float]: ...
+
+
+def require_embedder(embedder: Embedder | None) -> Embedder:
+    """``embedder``, or a clear error when a store without one is asked to embed text."""
+    if embedder is None:
+        raise InvalidInputError(
+            "This store has no embedding function, so text cannot be turned into vectors; "
+            "pass an embedding model, or use the *_by_vector / add_embeddings methods."
+        )
+    return embedder
 
 
 def embed_sync(embedder: Embedder, step: EmbedDocuments | EmbedQuery) -> Any:

@@ -54,6 +54,7 @@ from vd_integrations.ops import (
     drive,
     embed_async,
     embed_sync,
+    require_embedder,
 )
 from vd_integrations.validation import check_positive_int, check_same_length, check_vectors
 
@@ -497,7 +498,7 @@ class VdEngine:
         if isinstance(step, Exclusive):
             with self._setup_lock:
                 return self.run(step.op)
-        return embed_sync(self._require_embedder(), step)
+        return embed_sync(require_embedder(self.embedder), step)
 
     async def _aperform(self, step: Step) -> Any:
         if isinstance(step, VdCall):
@@ -508,7 +509,7 @@ class VdEngine:
         if isinstance(step, Exclusive):
             async with self._async.get().lock:
                 return await self.arun(step.op)
-        return await embed_async(self._require_embedder(), step)
+        return await embed_async(require_embedder(self.embedder), step)
 
     def _client_call(self, step: VdCall) -> Any:
         client, name = self.client, self.collection_name
@@ -531,14 +532,6 @@ class VdEngine:
             collection = await client.get_or_create_collection(name, **step.kwargs)
         res.collection, res.generation = self._wrap_async(collection), self._generation
         return _collection_info(collection)
-
-    def _require_embedder(self) -> Embedder:
-        if self.embedder is None:
-            raise InvalidInputError(
-                "This store has no embedding function, so text cannot be turned into vectors; "
-                "pass one, or use the *_by_vector / add_embeddings methods."
-            )
-        return self.embedder
 
     # ----- lifecycle ----------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ from vd_integrations.ops import (
     drive,
     embed_async,
     embed_sync,
+    require_embedder,
 )
 from vd_integrations.scoring import relevance_fn
 from vd_integrations.validation import check_positive_int, check_same_length, check_vectors
@@ -273,7 +274,7 @@ class MilvusEngine:
         if isinstance(step, Exclusive):
             with self._sync_setup_lock:
                 return self.run(step.op)
-        return embed_sync(self._require_embedder(), step)
+        return embed_sync(require_embedder(self.embedder), step)
 
     async def _aperform(self, step: Step) -> Any:
         if isinstance(step, Rpc):
@@ -281,36 +282,35 @@ class MilvusEngine:
         if isinstance(step, Exclusive):
             async with self._async.get().lock:
                 return await self.arun(step.op)
-        return await embed_async(self._require_embedder(), step)
-
-    def _require_embedder(self) -> Embedder:
-        if self.embedder is None:
-            raise InvalidInputError(
-                "This store has no embedding function, so text cannot be turned into vectors; "
-                "pass embedding_function=..., or use the *_by_vector / add_embeddings methods."
-            )
-        return self.embedder
+        return await embed_async(require_embedder(self.embedder), step)
 
     # ----- lifecycle ----------------------------------------------------------------------
+
+    def _detach_clients(self) -> Any:
+        """Mark the engine closed, forget every async client; return the sync client."""
+        self._closed = True
+        client, self._sync_client = self._sync_client, None
+        self._async.pop_all()
+        return client
 
     def close(self) -> None:
         """Close the sync client and forget every async client (their loops own them)."""
         if self._closed:
             return
-        self._closed = True
-        client, self._sync_client = self._sync_client, None
+        client = self._detach_clients()
         if client is not None:
             client.close()
-        self._async.pop_all()
 
     async def aclose(self) -> None:
-        """Close the running loop's async client and the sync client."""
+        """Close the running loop's async client, then the sync client off the loop."""
         if self._closed:
             return
         resources = self._async.pop_current()
+        client = self._detach_clients()
         if resources is not None:
             await resources.client.close()
-        self.close()
+        if client is not None:  # closing may stop an embedded Milvus Lite: not on the loop
+            await asyncio.to_thread(client.close)
 
     # ----- collection setup (ops) ---------------------------------------------------------
 
