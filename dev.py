@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Project entry points that work on a fresh machine with only Python 3.10+.
 
-    python3 dev.py main    # create .venv, install, run the main job (demo on embedded Milvus Lite)
+    python3 dev.py main    # create .venv, install, run the main job (the benchmark on embedded Milvus Lite)
     python3 dev.py test    # create .venv, install with test extras, run the test suite
 
 Extra arguments after the command are passed through (to pytest for ``test``).
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("VD_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
-EXTRAS = {"main": "progress,llama-index", "test": "test,llama-index,compare"}
+EXTRAS = {"main": "bench,llama-index", "test": "test,llama-index,compare"}
 
 
 def ensure_env(extras: str) -> None:
@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     ensure_env(EXTRAS[command])
     if command == "main":
-        cmd = [str(PYTHON), str(ROOT / "examples" / "demo.py"), *rest]
+        cmd = [str(PYTHON), "-m", "vd_bench", *rest]
     else:
         cmd = [str(PYTHON), "-m", "pytest", *rest]
     return subprocess.run(cmd, cwd=ROOT).returncode

@@ -1,0 +1,204 @@
+"""Results of a benchmark run: tables, JSON and plots, all from the same measurements."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vd_bench.runner import Measurement
+
+__all__ = ["BenchResults"]
+
+INTEGRATION_TITLES = {"langchain": "LangChain", "llama_index": "LlamaIndex"}
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+@dataclass
+class BenchResults:
+    """Every measurement of one run, with what it was measured on (``meta``)."""
+
+    measurements: list[Measurement]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # ----- lookups ------------------------------------------------------------------------------
+
+    def subjects(self, integration: str | None = None) -> list[str]:
+        seen: dict[str, None] = {}
+        for m in self.measurements:
+            if integration in (None, m.integration):
+                seen.setdefault(m.subject)
+        return list(seen)
+
+    def label(self, subject: str) -> str:
+        return next(m.label for m in self.measurements if m.subject == subject)
+
+    def get(self, subject: str, workload: str, n: int, mode: str) -> Measurement | None:
+        """The measurement to report: on a pre-created collection if the fresh one failed."""
+        found = [
+            m for m in self.measurements
+            if (m.subject, m.workload, m.n, m.mode) == (subject, workload, n, mode)
+        ]
+        if not found:
+            return None
+        usable = [m for m in found if m.ok]
+        return usable[-1] if usable else found[-1]
+
+    def failed_fresh(self, subject: str, workload: str, n: int, mode: str) -> Measurement | None:
+        """The failed run on a fresh collection, if the reported one had to be pre-created."""
+        for m in self.measurements:
+            key = (m.subject, m.workload, m.n, m.mode)
+            if key == (subject, workload, n, mode) and not m.precreated and not m.ok:
+                return m
+        return None
+
+    def keys(self, workloads: Iterable[str] | None = None) -> list[tuple[str, str, int]]:
+        """(subject, workload, n) in measurement order, optionally for some workloads only."""
+        wanted = None if workloads is None else set(workloads)
+        seen: dict[tuple[str, str, int], None] = {}
+        for m in self.measurements:
+            if wanted is None or m.workload in wanted:
+                seen.setdefault((m.subject, m.workload, m.n))
+        return list(seen)
+
+    def speedup(self, subject: str, workload: str, n: int) -> float | None:
+        """Async over sync: sync seconds divided by async seconds."""
+        sync, async_ = self.get(subject, workload, n, "sync"), self.get(subject, workload, n, "async")
+        if not (sync and async_ and sync.ok and async_.ok):
+            return None
+        return _ratio(sync.seconds, async_.seconds)
+
+    def anchor_of(self, subject: str) -> str | None:
+        """The integration ``subject`` is compared against (same framework), if measured."""
+        mine = next(m for m in self.measurements if m.subject == subject)
+        for m in self.measurements:
+            if m.anchor and m.integration == mine.integration:
+                return m.subject
+        return None
+
+    def ratio_vs_anchor(self, subject: str, workload: str, n: int, mode: str) -> float | None:
+        """How many times faster ``subject`` was than its anchor (anchor s / ours s)."""
+        anchor = self.anchor_of(subject)
+        if anchor is None:
+            return None
+        ours, theirs = self.get(subject, workload, n, mode), self.get(anchor, workload, n, mode)
+        if not (ours and theirs and ours.ok and theirs.ok):
+            return None
+        return _ratio(theirs.seconds, ours.seconds)
+
+    # ----- text ---------------------------------------------------------------------------------
+
+    def table(self, workloads: Iterable[str] | None = None) -> str:
+        """One row per (store, workload, N): times, speed-up, latencies, embedding requests."""
+        header = (
+            "| store | workload | N | sync s | async s | async speed-up | sync p50/p99 ms "
+            "| async p50/p99 ms | embedding requests sync/async | notes |"
+        )
+        lines = [header, "|" + "---|" * 10]
+        for subject, workload, n in self.keys(workloads):
+            sync = self.get(subject, workload, n, "sync")
+            async_ = self.get(subject, workload, n, "async")
+            notes = []
+            for mode, m in (("sync", sync), ("async", async_)):
+                fresh = self.failed_fresh(subject, workload, n, mode)
+                if fresh is not None and m is not None and m.precreated:
+                    notes.append(f"{mode} failed on a fresh collection ({fresh.error}); "
+                                 "measured on a pre-created one")
+                if m is not None and not m.ok:
+                    notes.append(f"{mode}: {m.failures} failed: {m.error}")
+            speedup = self.speedup(subject, workload, n)
+            lines.append(
+                f"| {self.label(subject)} | {workload} | {n} "
+                f"| {_fmt(sync and sync.seconds)} | {_fmt(async_ and async_.seconds)} "
+                f"| {'-' if speedup is None else f'{speedup:.1f}x'} "
+                f"| {_latency(sync)} | {_latency(async_)} "
+                f"| {_count(sync)}/{_count(async_)} | {'; '.join(notes)} |"
+            )
+        return "\n".join(lines)
+
+    def comparison_table(self, workloads: Iterable[str] | None = None) -> str:
+        """Ours against the integration we replace, per workload, N and mode."""
+        lines = [
+            "| integration | workload | N | mode | ours s | theirs s | ours faster by |",
+            "|" + "---|" * 7,
+        ]
+        for subject, workload, n in self.keys(workloads):
+            anchor = self.anchor_of(subject)
+            if anchor is None or anchor == subject:
+                continue
+            for mode in ("sync", "async"):
+                ours, theirs = self.get(subject, workload, n, mode), self.get(anchor, workload, n, mode)
+                if ours is None or theirs is None:
+                    continue
+                ratio = self.ratio_vs_anchor(subject, workload, n, mode)
+                theirs_text = _fmt(theirs.seconds) if theirs.ok else f"failed: {theirs.error}"
+                if theirs.precreated:
+                    theirs_text += " (pre-created collection)"
+                lines.append(
+                    f"| {INTEGRATION_TITLES[ours.integration]} | {workload} | {n} | {mode} "
+                    f"| {_fmt(ours.seconds)} | {theirs_text} "
+                    f"| {'-' if ratio is None else f'{ratio:.2f}x'} |"
+                )
+        return "\n".join(lines) if len(lines) > 2 else ""
+
+    def summary(self) -> str:
+        """Header lines saying what was measured, then the tables."""
+        meta = self.meta
+        parts = [
+            f"Milvus: {meta.get('milvus', '?')}; embeddings: {meta.get('embeddings', '?')}",
+            "",
+            self.table(),
+        ]
+        comparison = self.comparison_table()
+        if comparison:
+            parts += ["", comparison]
+        return "\n".join(parts)
+
+    # ----- files --------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"meta": self.meta, "measurements": [m.to_dict() for m in self.measurements]}
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        """Write results.json, results.md and the plots; returns the paths written."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"json": out / "results.json", "table": out / "results.md"}
+        paths["json"].write_text(json.dumps(self.to_dict(), indent=2))
+        paths["table"].write_text(self.summary() + "\n")
+        paths.update(self.plot(out))
+        return paths
+
+    @classmethod
+    def load(cls, path: str | Path) -> BenchResults:
+        data = json.loads(Path(path).read_text())
+        return cls([Measurement.from_dict(m) for m in data["measurements"]], data.get("meta", {}))
+
+    # ----- plots --------------------------------------------------------------------------------
+
+    def plot(self, out_dir: str | Path) -> dict[str, Path]:
+        """PNG plots: time per workload, speed-up, latency p50/p99, throughput curves."""
+        from vd_bench import plots
+
+        return plots.save_all(self, Path(out_dir))
+
+
+def _latency(m: Measurement | None) -> str:
+    if m is None or m.p50_ms is None:
+        return "-"
+    return f"{m.p50_ms:.0f}/{m.p99_ms:.0f}"
+
+
+def _count(m: Measurement | None) -> str:
+    return "-" if m is None or m.embedding_requests is None else str(m.embedding_requests)

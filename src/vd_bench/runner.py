@@ -1,0 +1,324 @@
+"""Measure N independent single-item operations, sync one by one and async all at once.
+
+This is the tutorial's method: the sync run calls ``op(i)`` for ``i`` in ``range(n)``;
+the async run creates ``n`` coroutines and gathers them. Every operation's own latency
+is recorded (for async, from the moment all were started, so queueing counts), and
+each measurement runs on a fresh collection holding the workload's population.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import statistics
+import time
+import urllib.request
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+from vd_bench.subjects import WORKLOADS, Endpoint, Subject, population
+
+__all__ = [
+    "MODES",
+    "BenchConfig",
+    "EmbeddingCounter",
+    "LoopRunner",
+    "Measurement",
+    "operations_planned",
+    "run_subject",
+]
+
+T = TypeVar("T")
+MODES = ("sync", "async")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchConfig:
+    """What to measure. The defaults are the issue's: N in 10, 100 and 1000, every workload."""
+
+    n: tuple[int, ...] = (10, 100, 1000)
+    workloads: tuple[str, ...] = WORKLOADS
+    integrations: tuple[str, ...] = ("langchain", "llama_index")
+    modes: tuple[str, ...] = MODES
+    compare: bool = False
+    #: Milvus URI; None means an embedded Milvus Lite file per subject in ``out_dir``.
+    uri: str | None = None
+    out_dir: str = "bench_results"
+    #: Offline embeddings server: seconds per request and vector size.
+    latency: float = 0.1
+    dim: int = 1536
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.n = tuple(int(x) for x in self.n)
+        if not self.n or any(x < 1 for x in self.n):
+            raise ValueError(f"n must be positive integers, got {self.n!r}")
+        unknown = set(self.workloads) - set(WORKLOADS)
+        if unknown:
+            raise ValueError(f"unknown workloads {sorted(unknown)}; choose from {WORKLOADS}")
+        unknown = set(self.modes) - set(MODES)
+        if unknown:
+            raise ValueError(f"unknown modes {sorted(unknown)}; choose from {MODES}")
+        unknown = set(self.integrations) - {"langchain", "llama_index"}
+        if unknown:
+            raise ValueError(f"unknown integrations {sorted(unknown)}: langchain, llama_index")
+
+
+@dataclass
+class Measurement:
+    """One (subject, workload, n, mode) run."""
+
+    subject: str
+    label: str
+    integration: str
+    anchor: bool
+    workload: str
+    n: int
+    mode: str
+    seconds: float | None = None
+    ops_per_s: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    mean_ms: float | None = None
+    failures: int = 0
+    error: str | None = None
+    #: Measured on a collection created beforehand, after the run on a fresh one failed.
+    precreated: bool = False
+    embedding_requests: int | None = None
+    embedding_inputs: int | None = None
+    rows_after: int | None = None
+    rows_expected: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failures == 0 and self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Measurement:
+        return cls(**data)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class EmbeddingCounter:
+    """Reads the offline embeddings server's request counter (no-op for the real service)."""
+
+    def __init__(self, base_url: str | None, offline: bool) -> None:
+        self._root = base_url.rstrip("/").removesuffix("/v1") if offline and base_url else None
+
+    def _call(self, path: str, method: str) -> dict[str, Any]:
+        request = urllib.request.Request(f"{self._root}{path}", method=method)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"{}")
+
+    def reset(self) -> None:
+        if self._root:
+            self._call("/stats/reset", "POST")
+
+    def read(self) -> dict[str, Any] | None:
+        return self._call("/stats", "GET") if self._root else None
+
+
+class LoopRunner:
+    """Runs coroutines on one event loop for a whole subject run, like the tutorial's
+    ``loop.run_until_complete``. In Jupyter, where a loop is already running, it uses
+    that loop, which needs ``nest_asyncio.apply()`` first."""
+
+    def __init__(self) -> None:
+        try:
+            self._loop = asyncio.get_running_loop()
+            self._owned = False
+        except RuntimeError:
+            self._loop = asyncio.new_event_loop()
+            self._owned = True
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if not self._owned and self._loop.is_running() and not hasattr(self._loop, "_nest_patched"):
+            coro.close()
+            raise RuntimeError(
+                "An event loop is already running in this thread (Jupyter?). "
+                "Call nest_asyncio.apply() before running the benchmark."
+            )
+        return self._loop.run_until_complete(coro)
+
+    def close(self) -> None:
+        if self._owned and not self._loop.is_closed():
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            self._loop.close()
+
+    def __enter__(self) -> LoopRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _summarise(m: Measurement, seconds: float, latencies: list[float]) -> None:
+    m.seconds = seconds
+    m.ops_per_s = m.n / seconds if seconds > 0 else None
+    m.p50_ms = percentile(latencies, 50) * 1000
+    m.p99_ms = percentile(latencies, 99) * 1000
+    m.mean_ms = statistics.fmean(latencies) * 1000
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _measure_sync(subject: Subject, store: Any, m: Measurement, tick: Callable[[], None]) -> None:
+    latencies = []
+    start = time.perf_counter()
+    for i in range(m.n):
+        began = time.perf_counter()
+        try:
+            subject.sync_op(m.workload, store, i)
+        except Exception as exc:
+            m.failures += 1
+            m.error = m.error or _error_text(exc)
+        latencies.append(time.perf_counter() - began)
+        tick()
+    _summarise(m, time.perf_counter() - start, latencies)
+
+
+async def _measure_async(
+    subject: Subject, store: Any, m: Measurement, tick: Callable[[], None]
+) -> None:
+    latencies = []
+    start = time.perf_counter()
+
+    async def one(i: int) -> None:
+        try:
+            await subject.async_op(m.workload, store, i)
+        except Exception as exc:
+            m.failures += 1
+            m.error = m.error or _error_text(exc)
+        finally:
+            latencies.append(time.perf_counter() - start)
+            tick()
+
+    await asyncio.gather(*(one(i) for i in range(m.n)))
+    _summarise(m, time.perf_counter() - start, latencies)
+
+
+def _measure_once(
+    subject: Subject,
+    m: Measurement,
+    loop: LoopRunner,
+    counter: EmbeddingCounter,
+    tick: Callable[[], None],
+    *,
+    precreate: bool = False,
+) -> None:
+    collection = f"bench_{subject.name}_{m.workload}_{m.mode}_{m.n}"
+    store = None
+    try:
+        store = subject.open(m.workload, collection)
+        if precreate:
+            subject.precreate(store, m.workload)
+        subject.populate(store, m.workload, m.n)
+        counter.reset()
+        if m.mode == "sync":
+            _measure_sync(subject, store, m, tick)
+        else:
+            loop.run(_measure_async(subject, store, m, tick))
+        stats = counter.read()
+        if stats is not None:
+            m.embedding_requests = stats.get("requests")
+            m.embedding_inputs = stats.get("inputs")
+        m.rows_expected = subject.expected_count(m.workload, m.n)
+        if m.rows_expected is not None:
+            m.rows_after = subject.count(store)
+            if m.rows_after != m.rows_expected and m.error is None:
+                m.error = f"collection holds {m.rows_after} rows, expected {m.rows_expected}"
+    except Exception as exc:  # setup or verification failed: record it, keep going
+        m.error = m.error or _error_text(exc)
+    finally:
+        if store is not None:
+            _release(subject, store, loop, async_used=m.mode == "async")
+
+
+def _release(subject: Subject, store: Any, loop: LoopRunner, *, async_used: bool) -> None:
+    """Drop the collection, then close the store (its async clients on their own loop)."""
+    name = subject.collection_of(store)
+    try:
+        subject.drop(store)
+    except Exception as exc:
+        log.warning("dropping %s failed: %s", name, exc)
+    try:
+        if async_used:
+            loop.run(subject.aclose(store))
+        subject.close(store)
+    except Exception as exc:
+        log.warning("closing the store of %s failed: %s", name, exc)
+
+
+def run_subject(
+    subject: Subject,
+    config: BenchConfig,
+    *,
+    offline: bool,
+    on_op: Callable[[], None] = lambda: None,
+    on_measurement: Callable[[Measurement], None] = lambda m: None,
+) -> list[Measurement]:
+    """Every configured workload, N and mode for one subject, in the tutorial's order."""
+    counter = EmbeddingCounter(subject.endpoint.embeddings_base_url, offline)
+    results: list[Measurement] = []
+    with LoopRunner() as loop:
+        for workload in config.workloads:
+            for n in config.n:
+                for mode in config.modes:
+                    m = _new(subject, workload, n, mode)
+                    _measure_once(subject, m, loop, counter, on_op)
+                    results.append(m)
+                    on_measurement(m)
+                    if not m.ok and population(workload, n) == 0:
+                        # A fresh collection failed concurrent first writes (langchain-milvus
+                        # 0.4.0 does): measure again on a collection that already exists.
+                        retry = _new(subject, workload, n, mode, precreated=True)
+                        _measure_once(subject, retry, loop, counter, lambda: None, precreate=True)
+                        results.append(retry)
+                        on_measurement(retry)
+    return results
+
+
+def _new(subject: Subject, workload: str, n: int, mode: str, **kw: Any) -> Measurement:
+    return Measurement(
+        subject=subject.name, label=subject.label, integration=subject.integration,
+        anchor=subject.anchor, workload=workload, n=n, mode=mode, **kw,
+    )
+
+
+def operations_planned(config: BenchConfig, subjects: Iterable[str]) -> int:
+    """Operations the progress bar counts for these subjects (retries not included)."""
+    per_subject = sum(config.n) * len(config.workloads) * len(config.modes)
+    return per_subject * len(list(subjects))
+
+
+def endpoint_for(subject_name: str, config: BenchConfig, base_url: str | None,
+                 api_key: str | None) -> Endpoint:
+    """Where ``subject_name`` stores data: ``config.uri`` or its own embedded Lite file."""
+    from pathlib import Path
+
+    if config.uri:
+        uri = config.uri
+    else:
+        folder = Path(config.out_dir).resolve() / "milvus_lite"
+        folder.mkdir(parents=True, exist_ok=True)
+        uri = str(folder / f"{subject_name}.db")
+    return Endpoint(uri=uri, embeddings_base_url=base_url, embeddings_api_key=api_key)

@@ -1,0 +1,357 @@
+"""The stores under test, each behind one small interface the runner drives.
+
+A subject knows how to open a fresh store for a workload, fill it, and run one
+operation of each workload sync and async. The operations are the tutorial's:
+one document added, one query searched, one document deleted, one document
+upserted, one MMR search. Our stores and the integrations we compare against use
+the same framework API, so their subjects differ only in the store they build.
+
+Each operation checks its own result (a search returns k documents, and so on), so a
+store that silently does nothing cannot look fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from vd_bench.corpus import POPULATION, Item, items, query
+
+__all__ = [
+    "SUBJECTS",
+    "WORKLOADS",
+    "BenchmarkCheckError",
+    "Endpoint",
+    "Subject",
+    "make_subject",
+]
+
+#: Workload names, in the order they run.
+WORKLOADS = ("add", "search", "delete", "upsert", "mmr")
+#: Results per search, as in the tutorial.
+K = 3
+#: Candidates an MMR search re-ranks.
+FETCH_K = 20
+
+
+class BenchmarkCheckError(AssertionError):
+    """An operation returned something other than what the workload requires."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the stores live and where embeddings come from."""
+
+    uri: str
+    embeddings_base_url: str | None
+    embeddings_api_key: str | None
+    embeddings_model: str = "text-embedding-3-small"
+
+    def __repr__(self) -> str:  # never print the key
+        return f"Endpoint(uri={self.uri!r}, embeddings_base_url={self.embeddings_base_url!r})"
+
+
+def population(workload: str, n: int) -> int:
+    """How many documents a workload's collection holds before it is measured."""
+    if workload == "add":
+        return 0
+    if workload in ("delete", "upsert"):
+        return max(POPULATION, n)
+    return POPULATION
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise BenchmarkCheckError(message)
+
+
+class Subject(ABC):
+    """One store implementation under test."""
+
+    name: ClassVar[str]
+    integration: ClassVar[str]
+    label: ClassVar[str]
+    #: True for the integrations we compare against.
+    anchor: ClassVar[bool] = False
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.embeddings = self._make_embeddings()
+
+    @abstractmethod
+    def _make_embeddings(self) -> Any: ...
+
+    @abstractmethod
+    def open(self, workload: str, collection: str) -> Any:
+        """A store over a fresh (dropped and recreated) collection for ``workload``."""
+
+    @abstractmethod
+    def populate(self, store: Any, workload: str, n: int) -> None:
+        """Fill the store with the documents ``workload`` runs against."""
+
+    @abstractmethod
+    def sync_op(self, workload: str, store: Any, i: int) -> None: ...
+
+    @abstractmethod
+    async def async_op(self, workload: str, store: Any, i: int) -> None: ...
+
+    def precreate(self, store: Any, workload: str) -> None:
+        """Make sure the collection exists before concurrent writes (see the runner's retry)."""
+        return None
+
+    def count(self, store: Any) -> int:
+        """Rows in the store's collection, read with strong consistency."""
+        rows = store.client.query(
+            self.collection_of(store), filter="", output_fields=["count(*)"],
+            consistency_level="Strong",
+        )
+        return int(rows[0]["count(*)"])
+
+    def collection_drop_rows(self, store: Any, expr: str) -> None:
+        store.client.delete(self.collection_of(store), filter=expr)
+
+    @abstractmethod
+    def collection_of(self, store: Any) -> str: ...
+
+    def expected_count(self, workload: str, n: int) -> int | None:
+        """Rows the collection must hold after ``n`` operations of ``workload``."""
+        before = population(workload, n)
+        return {"add": n, "delete": before - n, "upsert": before}.get(workload)
+
+    def drop(self, store: Any) -> None:
+        """Drop the measured collection."""
+        store.client.drop_collection(self.collection_of(store))
+
+    async def aclose(self, store: Any) -> None:
+        """Release the store's resources, those bound to the running loop included."""
+        closer = getattr(store, "aclose", None)
+        if callable(closer):
+            await closer()
+
+    def close(self, store: Any) -> None:
+        """Release the store's resources (after :meth:`aclose` when async ran)."""
+        closer = getattr(store, "close", None)
+        if callable(closer):
+            closer()
+
+
+# ----- LangChain ---------------------------------------------------------------------------------
+
+
+class LangChainSubject(Subject):
+    integration = "langchain"
+    store_path: ClassVar[str]
+
+    def _make_embeddings(self) -> Any:
+        from langchain_vd.embeddings import OpenAIEmbeddings
+
+        return OpenAIEmbeddings(
+            model=self.endpoint.embeddings_model,
+            base_url=self.endpoint.embeddings_base_url,
+            api_key=self.endpoint.embeddings_api_key,
+        )
+
+    def _store_class(self) -> Any:
+        module, _, name = self.store_path.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+
+    def open(self, workload: str, collection: str) -> Any:
+        # The tutorial's init_vector_store(); upserts need ids the caller chooses.
+        return self._store_class()(
+            embedding_function=self.embeddings,
+            collection_name=collection,
+            connection_args={"uri": self.endpoint.uri},
+            auto_id=workload != "upsert",
+            drop_old=True,
+        )
+
+    def collection_of(self, store: Any) -> str:
+        return store.collection_name
+
+    @staticmethod
+    def _document(item: Item) -> Any:
+        from langchain_core.documents import Document
+
+        return Document(page_content=item.text, metadata=item.metadata)
+
+    def populate(self, store: Any, workload: str, n: int) -> None:
+        docs = [self._document(item) for item in items(population(workload, n))]
+        if not docs:
+            return
+        if workload == "upsert":
+            store.add_documents(docs, ids=[d.metadata["id"] for d in docs])
+        else:
+            store.add_documents(docs)
+
+    def sync_op(self, workload: str, store: Any, i: int) -> None:
+        if workload == "add":
+            _check(len(store.add_documents([self._document(items(1, start=i)[0])])) == 1, "add")
+        elif workload == "search":
+            _check(len(store.similarity_search(query=query(i), k=K)) == K, "search")
+        elif workload == "delete":
+            store.delete(expr=f"id == 'doc_{i}'")
+        elif workload == "upsert":
+            item = items(1, start=i, version=1)[0]
+            store.upsert(ids=[item.doc_id], documents=[self._document(item)])
+        elif workload == "mmr":
+            found = store.max_marginal_relevance_search(query(i), k=K, fetch_k=FETCH_K)
+            _check(len(found) == K, "mmr")
+        else:
+            raise ValueError(f"unknown workload {workload!r}")
+
+    async def async_op(self, workload: str, store: Any, i: int) -> None:
+        if workload == "add":
+            added = await store.aadd_documents([self._document(items(1, start=i)[0])])
+            _check(len(added) == 1, "add")
+        elif workload == "search":
+            _check(len(await store.asimilarity_search(query=query(i), k=K)) == K, "search")
+        elif workload == "delete":
+            await store.adelete(expr=f"id == 'doc_{i}'")
+        elif workload == "upsert":
+            item = items(1, start=i, version=1)[0]
+            await store.aupsert(ids=[item.doc_id], documents=[self._document(item)])
+        elif workload == "mmr":
+            found = await store.amax_marginal_relevance_search(query(i), k=K, fetch_k=FETCH_K)
+            _check(len(found) == K, "mmr")
+        else:
+            raise ValueError(f"unknown workload {workload!r}")
+
+    def precreate(self, store: Any, workload: str) -> None:
+        probe = self._document(items(1, start=10**6)[0])
+        store.add_documents([probe], **({"ids": ["probe"]} if workload == "upsert" else {}))
+        self.collection_drop_rows(store, "id == 'doc_1000000'")
+
+
+class LangChainVd(LangChainSubject):
+    name = "langchain_vd"
+    label = "langchain_vd.Milvus"
+    store_path = "langchain_vd.Milvus"
+
+
+class LangChainMilvus(LangChainSubject):
+    name = "langchain_milvus"
+    label = "langchain_milvus.Milvus"
+    store_path = "langchain_milvus.Milvus"
+    anchor = True
+    requirement = "langchain-milvus==0.4.0"
+
+
+# ----- LlamaIndex --------------------------------------------------------------------------------
+
+
+class LlamaIndexSubject(Subject):
+    integration = "llama_index"
+    store_path: ClassVar[str]
+
+    def _make_embeddings(self) -> Any:
+        from llama_index_vd.embeddings import OpenAIEmbedding
+
+        return OpenAIEmbedding(
+            model_name=self.endpoint.embeddings_model,
+            base_url=self.endpoint.embeddings_base_url,
+            api_key=self.endpoint.embeddings_api_key,
+        )
+
+    def _store_class(self) -> Any:
+        module, _, name = self.store_path.rpartition(".")
+        return getattr(importlib.import_module(module), name)
+
+    def open(self, workload: str, collection: str) -> Any:
+        dim = len(self.embeddings.get_query_embedding("dimension probe"))
+        return self._store_class()(
+            uri=self.endpoint.uri,
+            collection_name=collection,
+            dim=dim,
+            overwrite=True,
+            upsert_mode=workload == "upsert",
+        )
+
+    def collection_of(self, store: Any) -> str:
+        return store.collection_name
+
+    @staticmethod
+    def _node(item: Item, embedding: list[float]) -> Any:
+        from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
+
+        return TextNode(
+            id_=f"node_{item.index}",
+            text=item.text,
+            metadata=dict(item.metadata),
+            embedding=embedding,
+            relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id=item.doc_id)},
+        )
+
+    @staticmethod
+    def _query(embedding: list[float], workload: str) -> Any:
+        from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
+
+        if workload == "mmr":
+            return VectorStoreQuery(
+                query_embedding=embedding, similarity_top_k=K,
+                mode=VectorStoreQueryMode.MMR, mmr_threshold=0.5,
+            )
+        return VectorStoreQuery(query_embedding=embedding, similarity_top_k=K)
+
+    def populate(self, store: Any, workload: str, n: int) -> None:
+        batch = items(population(workload, n))
+        if not batch:
+            return
+        vectors = self.embeddings.get_text_embedding_batch([item.text for item in batch])
+        store.add([self._node(item, v) for item, v in zip(batch, vectors, strict=True)])
+
+    def sync_op(self, workload: str, store: Any, i: int) -> None:
+        if workload in ("add", "upsert"):
+            item = items(1, start=i, version=int(workload == "upsert"))[0]
+            vector = self.embeddings.get_text_embedding(item.text)
+            _check(len(store.add([self._node(item, vector)])) == 1, workload)
+        elif workload in ("search", "mmr"):
+            vector = self.embeddings.get_query_embedding(query(i))
+            result = store.query(self._query(vector, workload))
+            _check(len(result.ids) == K, workload)
+        elif workload == "delete":
+            store.delete(ref_doc_id=f"doc_{i}")
+        else:
+            raise ValueError(f"unknown workload {workload!r}")
+
+    async def async_op(self, workload: str, store: Any, i: int) -> None:
+        if workload in ("add", "upsert"):
+            item = items(1, start=i, version=int(workload == "upsert"))[0]
+            vector = await self.embeddings.aget_text_embedding(item.text)
+            _check(len(await store.async_add([self._node(item, vector)])) == 1, workload)
+        elif workload in ("search", "mmr"):
+            vector = await self.embeddings.aget_query_embedding(query(i))
+            result = await store.aquery(self._query(vector, workload))
+            _check(len(result.ids) == K, workload)
+        elif workload == "delete":
+            await store.adelete(ref_doc_id=f"doc_{i}")
+        else:
+            raise ValueError(f"unknown workload {workload!r}")
+
+
+class LlamaIndexVd(LlamaIndexSubject):
+    name = "llama_index_vd"
+    label = "llama_index_vd.MilvusVectorStore"
+    store_path = "llama_index_vd.MilvusVectorStore"
+
+
+class LlamaIndexMilvus(LlamaIndexSubject):
+    name = "llama_index_milvus"
+    label = "llama_index.vector_stores.milvus.MilvusVectorStore"
+    store_path = "llama_index.vector_stores.milvus.MilvusVectorStore"
+    anchor = True
+    requirement = "llama-index-vector-stores-milvus"
+
+
+SUBJECTS: dict[str, type[Subject]] = {
+    cls.name: cls for cls in (LangChainVd, LangChainMilvus, LlamaIndexVd, LlamaIndexMilvus)
+}
+
+
+def make_subject(name: str, endpoint: Endpoint) -> Subject:
+    """The subject called ``name`` (one of :data:`SUBJECTS`)."""
+    try:
+        return SUBJECTS[name](endpoint)
+    except KeyError:
+        raise ValueError(f"unknown subject {name!r}; choose from {sorted(SUBJECTS)}") from None
