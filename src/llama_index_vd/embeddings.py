@@ -1,0 +1,129 @@
+"""LlamaIndex ``BaseEmbedding`` over
+:class:`vd_integrations.openai_embeddings.OpenAIEmbeddingClient`.
+
+The async methods are native (``AsyncOpenAI``). ``embed_batch_size`` defaults to 2048 because
+the core client already splits requests within OpenAI's limits and runs them concurrently.
+The API key lives only in the private core client: never in fields, ``repr`` or ``to_dict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+
+from vd_integrations.openai_embeddings import (
+    DEFAULT_MAX_BATCH_TOKENS,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MODEL,
+    DEFAULT_RETRY,
+    DEFAULT_TIMEOUT,
+    MAX_BATCH_SIZE,
+    OpenAIEmbeddingClient,
+    client_from_settings,
+)
+from vd_integrations.retry import RetrySettings
+
+__all__ = ["OpenAIEmbedding"]
+
+
+class OpenAIEmbedding(BaseEmbedding):
+    """OpenAI (or OpenAI-compatible) embeddings with real async I/O.
+
+    Takes the keyword arguments of :class:`OpenAIEmbeddingClient` (``model_name`` is
+    accepted as an alias of ``model``), or an existing ``client=`` (then no other client
+    settings), plus :class:`BaseEmbedding`'s own (``embed_batch_size``, ``callback_manager``,
+    ``num_workers``, ...).
+    """
+
+    base_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL (None: the OpenAI API)."
+    )
+    dimensions: int | None = Field(
+        default=None, description="Requested vector size (None: the model's default)."
+    )
+    embed_batch_size: int = Field(
+        default=MAX_BATCH_SIZE,
+        description="Texts handed to the client at once; it batches and parallelises itself.",
+        gt=0,
+        le=MAX_BATCH_SIZE,
+    )
+    _client: OpenAIEmbeddingClient = PrivateAttr()
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        dimensions: int | None = None,
+        batch_size: int = MAX_BATCH_SIZE,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        retry: RetrySettings = DEFAULT_RETRY,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        default_headers: Mapping[str, str] | None = None,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        client: OpenAIEmbeddingClient | None = None,
+        embed_batch_size: int = MAX_BATCH_SIZE,
+        **kwargs: Any,
+    ) -> None:
+        model = kwargs.pop("model_name", None) or model
+        kwargs.pop("class_name", None)  # present when rebuilt with from_dict()
+        core = client_from_settings(
+            client,
+            model=model,
+            base_url=base_url,
+            api_key=api_key,
+            dimensions=dimensions,
+            batch_size=batch_size,
+            max_concurrency=max_concurrency,
+            retry=retry,
+            timeout=timeout,
+            default_headers=default_headers,
+            max_batch_tokens=max_batch_tokens,
+        )
+        super().__init__(
+            model_name=core.model,
+            base_url=core.base_url,
+            dimensions=core.dimensions,
+            embed_batch_size=embed_batch_size,
+            **kwargs,
+        )
+        self._client = core
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "VDOpenAIEmbedding"
+
+    @property
+    def client(self) -> OpenAIEmbeddingClient:
+        """The core client (shared batching, concurrency limit and retries)."""
+        return self._client
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._client.embed_one(query)
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return await self._client.aembed_one(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._client.embed_one(text)
+
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return await self._client.aembed_one(text)
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._client.embed(texts)
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return await self._client.aembed(texts)
+
+    def close(self) -> None:
+        """Close the client's connections (it reopens them lazily if used again)."""
+        self._client.close()
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        await self._client.aclose()
