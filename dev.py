@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Project entry points that work on a fresh machine with only Python 3.10+.
 
-    python3 dev.py main    # create .venv, install, run the main job (the benchmark on embedded Milvus Lite)
+    python3 dev.py main    # create .venv, install, run the benchmark (embedded Milvus Lite)
     python3 dev.py test    # create .venv, install with test extras, run the test suite
 
 Extra arguments after the command are passed through (to pytest for ``test``).

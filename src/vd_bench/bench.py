@@ -104,16 +104,23 @@ def run_benchmark(
                 if SUBJECTS[name].anchor:
                     python = python_for(name, venvs, log=bar.write)
                     found, versions[name] = run_isolated(
-                        name, config, python=python,
-                        embeddings_base_url=embeddings.base_url, offline=embeddings.offline,
+                        name,
+                        config,
+                        python=python,
+                        embeddings_base_url=embeddings.base_url,
+                        offline=embeddings.offline,
                         log_path=out / "logs" / f"{name}.log",
-                        on_op=bar.tick, on_measurement=record,
+                        on_op=bar.tick,
+                        on_measurement=record,
                     )
                 else:
                     endpoint = endpoint_for(name, config, embeddings.base_url, None)
                     found = run_subject(
-                        make_subject(name, endpoint), config, offline=embeddings.offline,
-                        on_op=bar.tick, on_measurement=record,
+                        make_subject(name, endpoint, config.population),
+                        config,
+                        offline=embeddings.offline,
+                        on_op=bar.tick,
+                        on_measurement=record,
                     )
                     versions[name] = package_versions()
                 measurements.extend(found)
@@ -134,6 +141,8 @@ def run_benchmark(
 
 def _describe_embeddings(embeddings: Any, config: BenchConfig) -> str:
     if embeddings.offline:
-        return (f"offline OpenAI-compatible server, {config.latency * 1000:.0f} ms per request, "
-                f"dim {config.dim}")
+        return (
+            f"offline OpenAI-compatible server, {config.latency * 1000:.0f} ms per request, "
+            f"dim {config.dim}"
+        )
     return "OpenAI service (OPENAI_API_KEY)"

@@ -25,7 +25,7 @@ from typing import Any
 from vd_bench.runner import BenchConfig, Measurement
 from vd_bench.subjects import SUBJECTS
 
-__all__ = ["OP_LINE", "MEASUREMENT_PREFIX", "META_PREFIX", "python_for", "run_isolated"]
+__all__ = ["MEASUREMENT_PREFIX", "META_PREFIX", "OP_LINE", "python_for", "run_isolated"]
 
 OP_LINE = "@@op"
 MEASUREMENT_PREFIX = "@@measurement "
@@ -105,10 +105,15 @@ def run_isolated(
 ) -> tuple[list[Measurement], dict[str, Any]]:
     """Run ``subject`` in a child process; returns its measurements and its package versions."""
     command = [
-        python, "-m", "vd_bench.worker",
-        "--subject", subject,
-        "--config", json.dumps(asdict(config)),
-        "--offline", "1" if offline else "0",
+        python,
+        "-m",
+        "vd_bench.worker",
+        "--subject",
+        subject,
+        "--config",
+        json.dumps(asdict(config)),
+        "--offline",
+        "1" if offline else "0",
     ]
     if embeddings_base_url:
         command += ["--embeddings-base-url", embeddings_base_url]
@@ -117,7 +122,11 @@ def run_isolated(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log_file:
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=log_file, text=True, bufsize=1,
+            command,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            text=True,
+            bufsize=1,
         )
         assert process.stdout is not None
         for line in process.stdout:

@@ -47,7 +47,9 @@ def _series(results: BenchResults, integration: str) -> list[tuple[str, str]]:
     return [(s, mode) for s in results.subjects(integration) for mode in ("sync", "async")]
 
 
-def _bars(ax: Any, results: BenchResults, integration: str, n: int, value: Any, ylabel: str) -> None:
+def _bars(
+    ax: Any, results: BenchResults, integration: str, n: int, value: Any, ylabel: str
+) -> None:
     workloads = _workloads(results)
     series = _series(results, integration)
     width = 0.8 / max(len(series), 1)
@@ -59,8 +61,14 @@ def _bars(ax: Any, results: BenchResults, integration: str, n: int, value: Any, 
         xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(workloads))]
         anchor = any(mm.anchor for mm in results.measurements if mm.subject == subject)
         hatch = "//" if anchor else None
-        ax.bar(xs, heights, width, label=f"{results.label(subject)} {mode}", hatch=hatch,
-               alpha=0.55 if mode == "sync" else 0.95)
+        ax.bar(
+            xs,
+            heights,
+            width,
+            label=f"{results.label(subject)} {mode}",
+            hatch=hatch,
+            alpha=0.55 if mode == "sync" else 0.95,
+        )
     ax.set_xticks(range(len(workloads)), workloads)
     ax.set_yscale("log")
     ax.set_ylabel(ylabel)
@@ -93,9 +101,12 @@ def speedup_figure(results: BenchResults) -> Any:
                 ys = [results.speedup(subject, w, n) for n in ns]
                 points = [(n, y) for n, y in zip(ns, ys, strict=True) if y is not None]
                 if points:
-                    ax.plot(*zip(*points, strict=True), marker="o",
-                            linestyle="--" if anchor else "-",
-                            label=f"{results.label(subject)} {w}")
+                    ax.plot(
+                        *zip(*points, strict=True),
+                        marker="o",
+                        linestyle="--" if anchor else "-",
+                        label=f"{results.label(subject)} {w}",
+                    )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("N (operations)")
@@ -130,13 +141,17 @@ def throughput_figure(results: BenchResults) -> Any:
             ax = axes[row][col]
             for subject, mode in _series(results, integration):
                 points = [
-                    (n, m.ops_per_s) for n in ns
+                    (n, m.ops_per_s)
+                    for n in ns
                     if (m := results.get(subject, w, n, mode)) is not None and m.ok
                 ]
                 if points:
-                    ax.plot(*zip(*points, strict=True), marker="o",
-                            linestyle="-" if mode == "async" else ":",
-                            label=f"{results.label(subject)} {mode}")
+                    ax.plot(
+                        *zip(*points, strict=True),
+                        marker="o",
+                        linestyle="-" if mode == "async" else ":",
+                        label=f"{results.label(subject)} {mode}",
+                    )
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_title(f"{TITLES.get(integration, integration)}: {w}")

@@ -47,7 +47,8 @@ class BenchResults:
     def get(self, subject: str, workload: str, n: int, mode: str) -> Measurement | None:
         """The measurement to report: on a pre-created collection if the fresh one failed."""
         found = [
-            m for m in self.measurements
+            m
+            for m in self.measurements
             if (m.subject, m.workload, m.n, m.mode) == (subject, workload, n, mode)
         ]
         if not found:
@@ -74,7 +75,10 @@ class BenchResults:
 
     def speedup(self, subject: str, workload: str, n: int) -> float | None:
         """Async over sync: sync seconds divided by async seconds."""
-        sync, async_ = self.get(subject, workload, n, "sync"), self.get(subject, workload, n, "async")
+        sync, async_ = (
+            self.get(subject, workload, n, "sync"),
+            self.get(subject, workload, n, "async"),
+        )
         if not (sync and async_ and sync.ok and async_.ok):
             return None
         return _ratio(sync.seconds, async_.seconds)
@@ -113,8 +117,10 @@ class BenchResults:
             for mode, m in (("sync", sync), ("async", async_)):
                 fresh = self.failed_fresh(subject, workload, n, mode)
                 if fresh is not None and m is not None and m.precreated:
-                    notes.append(f"{mode} failed on a fresh collection ({fresh.error}); "
-                                 "measured on a pre-created one")
+                    notes.append(
+                        f"{mode} failed on a fresh collection ({fresh.error}); "
+                        "measured on a pre-created one"
+                    )
                 if m is not None and not m.ok:
                     notes.append(f"{mode}: {m.failures} failed: {m.error}")
             speedup = self.speedup(subject, workload, n)
@@ -138,7 +144,10 @@ class BenchResults:
             if anchor is None or anchor == subject:
                 continue
             for mode in ("sync", "async"):
-                ours, theirs = self.get(subject, workload, n, mode), self.get(anchor, workload, n, mode)
+                ours, theirs = (
+                    self.get(subject, workload, n, mode),
+                    self.get(anchor, workload, n, mode),
+                )
                 if ours is None or theirs is None:
                     continue
                 ratio = self.ratio_vs_anchor(subject, workload, n, mode)

@@ -18,7 +18,8 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from vd_bench.subjects import WORKLOADS, Endpoint, Subject, population
+from vd_bench.corpus import POPULATION
+from vd_bench.subjects import WORKLOADS, Endpoint, Subject
 
 __all__ = [
     "MODES",
@@ -50,10 +51,14 @@ class BenchConfig:
     #: Offline embeddings server: seconds per request and vector size.
     latency: float = 0.1
     dim: int = 1536
+    #: Documents a search, MMR, delete or upsert workload runs against (the tutorial's 1000).
+    population: int = POPULATION
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.n = tuple(int(x) for x in self.n)
+        if self.population < 1:
+            raise ValueError(f"population must be positive, got {self.population!r}")
         if not self.n or any(x < 1 for x in self.n):
             raise ValueError(f"n must be positive integers, got {self.n!r}")
         unknown = set(self.workloads) - set(WORKLOADS)
@@ -287,7 +292,7 @@ def run_subject(
                     _measure_once(subject, m, loop, counter, on_op)
                     results.append(m)
                     on_measurement(m)
-                    if not m.ok and population(workload, n) == 0:
+                    if not m.ok and subject.population(workload, n) == 0:
                         # A fresh collection failed concurrent first writes (langchain-milvus
                         # 0.4.0 does): measure again on a collection that already exists.
                         retry = _new(subject, workload, n, mode, precreated=True)
@@ -299,8 +304,14 @@ def run_subject(
 
 def _new(subject: Subject, workload: str, n: int, mode: str, **kw: Any) -> Measurement:
     return Measurement(
-        subject=subject.name, label=subject.label, integration=subject.integration,
-        anchor=subject.anchor, workload=workload, n=n, mode=mode, **kw,
+        subject=subject.name,
+        label=subject.label,
+        integration=subject.integration,
+        anchor=subject.anchor,
+        workload=workload,
+        n=n,
+        mode=mode,
+        **kw,
     )
 
 
@@ -310,8 +321,9 @@ def operations_planned(config: BenchConfig, subjects: Iterable[str]) -> int:
     return per_subject * len(list(subjects))
 
 
-def endpoint_for(subject_name: str, config: BenchConfig, base_url: str | None,
-                 api_key: str | None) -> Endpoint:
+def endpoint_for(
+    subject_name: str, config: BenchConfig, base_url: str | None, api_key: str | None
+) -> Endpoint:
     """Where ``subject_name`` stores data: ``config.uri`` or its own embedded Lite file."""
     from pathlib import Path
 

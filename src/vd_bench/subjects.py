@@ -53,13 +53,13 @@ class Endpoint:
         return f"Endpoint(uri={self.uri!r}, embeddings_base_url={self.embeddings_base_url!r})"
 
 
-def population(workload: str, n: int) -> int:
+def population(workload: str, n: int, base: int = POPULATION) -> int:
     """How many documents a workload's collection holds before it is measured."""
     if workload == "add":
         return 0
     if workload in ("delete", "upsert"):
-        return max(POPULATION, n)
-    return POPULATION
+        return max(base, n)  # every delete and upsert hits a document
+    return base
 
 
 def _check(condition: bool, message: str) -> None:
@@ -76,9 +76,14 @@ class Subject(ABC):
     #: True for the integrations we compare against.
     anchor: ClassVar[bool] = False
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, population: int = POPULATION) -> None:
         self.endpoint = endpoint
+        self.base_population = population
         self.embeddings = self._make_embeddings()
+
+    def population(self, workload: str, n: int) -> int:
+        """Documents in the collection before ``n`` operations of ``workload`` run."""
+        return population(workload, n, self.base_population)
 
     @abstractmethod
     def _make_embeddings(self) -> Any: ...
@@ -104,7 +109,9 @@ class Subject(ABC):
     def count(self, store: Any) -> int:
         """Rows in the store's collection, read with strong consistency."""
         rows = store.client.query(
-            self.collection_of(store), filter="", output_fields=["count(*)"],
+            self.collection_of(store),
+            filter="",
+            output_fields=["count(*)"],
             consistency_level="Strong",
         )
         return int(rows[0]["count(*)"])
@@ -117,7 +124,7 @@ class Subject(ABC):
 
     def expected_count(self, workload: str, n: int) -> int | None:
         """Rows the collection must hold after ``n`` operations of ``workload``."""
-        before = population(workload, n)
+        before = self.population(workload, n)
         return {"add": n, "delete": before - n, "upsert": before}.get(workload)
 
     def drop(self, store: Any) -> None:
@@ -177,7 +184,7 @@ class LangChainSubject(Subject):
         return Document(page_content=item.text, metadata=item.metadata)
 
     def populate(self, store: Any, workload: str, n: int) -> None:
-        docs = [self._document(item) for item in items(population(workload, n))]
+        docs = [self._document(item) for item in items(self.population(workload, n))]
         if not docs:
             return
         if workload == "upsert":
@@ -289,13 +296,15 @@ class LlamaIndexSubject(Subject):
 
         if workload == "mmr":
             return VectorStoreQuery(
-                query_embedding=embedding, similarity_top_k=K,
-                mode=VectorStoreQueryMode.MMR, mmr_threshold=0.5,
+                query_embedding=embedding,
+                similarity_top_k=K,
+                mode=VectorStoreQueryMode.MMR,
+                mmr_threshold=0.5,
             )
         return VectorStoreQuery(query_embedding=embedding, similarity_top_k=K)
 
     def populate(self, store: Any, workload: str, n: int) -> None:
-        batch = items(population(workload, n))
+        batch = items(self.population(workload, n))
         if not batch:
             return
         vectors = self.embeddings.get_text_embedding_batch([item.text for item in batch])
@@ -349,9 +358,9 @@ SUBJECTS: dict[str, type[Subject]] = {
 }
 
 
-def make_subject(name: str, endpoint: Endpoint) -> Subject:
+def make_subject(name: str, endpoint: Endpoint, population: int = POPULATION) -> Subject:
     """The subject called ``name`` (one of :data:`SUBJECTS`)."""
     try:
-        return SUBJECTS[name](endpoint)
+        return SUBJECTS[name](endpoint, population)
     except KeyError:
         raise ValueError(f"unknown subject {name!r}; choose from {sorted(SUBJECTS)}") from None

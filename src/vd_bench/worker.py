@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = BenchConfig(**json.loads(args.config))
     endpoint = endpoint_for(args.subject, config, args.embeddings_base_url, None)
-    subject = make_subject(args.subject, endpoint)
+    subject = make_subject(args.subject, endpoint, config.population)
 
     def emit(line: str) -> None:
         sys.stdout.write(line + "\n")
