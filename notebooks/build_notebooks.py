@@ -10,7 +10,9 @@ CI executes every notebook headless against the offline embeddings server.
 
 from __future__ import annotations
 
+import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -378,16 +380,29 @@ def render(cells: list) -> str:
     return nbformat.writes(notebook) + "\n"
 
 
-def main(argv: list[str]) -> int:
-    stale = []
+def write_all(folder: Path) -> list[Path]:
+    """Write every notebook into ``folder`` and format its code cells with ruff."""
+    paths = []
     for name, build in NOTEBOOKS.items():
-        path = HERE / name
-        text = render(build())
-        if "--check" in argv:
-            if not path.exists() or path.read_text() != text:
-                stale.append(name)
-        else:
-            path.write_text(text)
+        path = folder / name
+        path.write_text(render(build()))
+        paths.append(path)
+    subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--quiet", *map(str, paths)], check=True
+    )
+    return paths
+
+
+def main(argv: list[str]) -> int:
+    if "--check" not in argv:
+        write_all(HERE)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        stale = [
+            path.name
+            for path in write_all(Path(tmp))
+            if not (HERE / path.name).exists() or (HERE / path.name).read_text() != path.read_text()
+        ]
     if stale:
         print(f"out of date: {', '.join(stale)}; run python notebooks/build_notebooks.py")
         return 1
