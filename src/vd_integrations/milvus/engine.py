@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from vd_integrations.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES, split_rows
+from vd_integrations.coalesce import Coalescer, CoalescingSettings
+from vd_integrations.embedding_batching import QueryEmbeddingCache, batches_query_embeddings
 from vd_integrations.errors import (
     CollectionNotFoundError,
     InvalidFilterExpressionError,
@@ -35,6 +37,7 @@ from vd_integrations.errors import (
 )
 from vd_integrations.filters import and_exprs, ids_expr, translate_filter
 from vd_integrations.loops import PerLoop
+from vd_integrations.milvus import coalescing
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
 from vd_integrations.mmr import maximal_marginal_relevance
@@ -105,8 +108,12 @@ logging.getLogger("pymilvus.decorators").addFilter(_HandledIndexWaitFilter())
 
 @dataclass
 class _LoopResources:
+    """What one event loop owns: its client, setup lock, coalescer and RPC slots."""
+
     client: Any
     lock: asyncio.Lock
+    coalescer: Coalescer[Any, Any]
+    rpc_slots: asyncio.Semaphore
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,6 +171,22 @@ def _translate_error(exc: Exception, step: Step | None, collection: str) -> Exce
     return MilvusOperationError(f"Milvus {method} on collection {collection!r} failed: {message}")
 
 
+_TRANSIENT_CODES = frozenset(
+    {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "UNKNOWN", "ABORTED"}
+)
+
+
+def _rejected_by_server(exc: BaseException) -> bool:
+    """True when Milvus (or pymilvus' own checks) refused a request, so nothing of it was
+    applied and its parts may be sent again one by one. Transport failures are not."""
+    if isinstance(exc, InvalidInputError):
+        return True
+    if not type(exc).__module__.startswith("pymilvus"):
+        return False
+    code = _grpc_code_name(exc)
+    return code not in _TRANSIENT_CODES and "UNAVAILABLE" not in str(exc)
+
+
 def _looks_like_milvus_error(exc: BaseException) -> bool:
     module = type(exc).__module__
     return module.startswith(("pymilvus", "grpc"))
@@ -194,11 +217,35 @@ class MilvusEngine:
         embedder: Embedder | None = None,
         drop_old: bool = False,
         timeout: float | None = None,
+        coalescing: CoalescingSettings | bool | None = None,
+        max_concurrent_rpcs: int = 32,
+        query_cache_size: int = 0,
+        batch_query_embeddings: bool | None = None,
     ) -> None:
+        """``coalescing`` merges concurrent async calls (see :mod:`vd_integrations.coalesce`;
+        ``False`` turns it off); ``max_concurrent_rpcs`` caps RPCs in flight per event loop;
+        ``query_cache_size`` > 0 keeps an LRU cache of query embeddings;
+        ``batch_query_embeddings`` lets concurrent query embeddings go to the embedder as one
+        ``aembed_documents`` call (None: only for embedders known to embed queries and
+        documents alike, see :func:`~vd_integrations.embedding_batching.batches_query_embeddings`).
+        """
         self.spec = spec
         self.config = config or ConnectionConfig()
         self.embedder = embedder
         self.timeout = timeout
+        if coalescing is None or coalescing is True:
+            coalescing = CoalescingSettings()
+        elif coalescing is False:
+            coalescing = CoalescingSettings.disabled()
+        elif not isinstance(coalescing, CoalescingSettings):
+            raise InvalidInputError(
+                f"coalescing must be a CoalescingSettings or a bool, got {coalescing!r}."
+            )
+        self.coalescing = coalescing
+        check_positive_int(max_concurrent_rpcs, "max_concurrent_rpcs")
+        self.max_concurrent_rpcs = max_concurrent_rpcs
+        self.query_cache = QueryEmbeddingCache(query_cache_size)
+        self.batch_query_embeddings = batch_query_embeddings
         self._layout: CollectionLayout | None = None
         self._drop_pending = bool(drop_old)
         self._sync_client: Any = None
@@ -233,7 +280,12 @@ class MilvusEngine:
     def _new_loop_resources(self) -> _LoopResources:
         from pymilvus import AsyncMilvusClient
 
-        return _LoopResources(AsyncMilvusClient(**self.config.client_kwargs()), asyncio.Lock())
+        return _LoopResources(
+            AsyncMilvusClient(**self.config.client_kwargs()),
+            asyncio.Lock(),
+            Coalescer(self.coalescing),
+            asyncio.Semaphore(self.max_concurrent_rpcs),
+        )
 
     @property
     def layout(self) -> CollectionLayout | None:
@@ -270,19 +322,106 @@ class MilvusEngine:
 
     def _perform(self, step: Step) -> Any:
         if isinstance(step, Rpc):
-            return getattr(self.client, step.method)(**step.kwargs)
+            method, kwargs = _client_call(step)
+            return getattr(self.client, method)(**kwargs)
         if isinstance(step, Exclusive):
             with self._sync_setup_lock:
                 return self.run(step.op)
-        return embed_sync(require_embedder(self.embedder), step)
+        embedder = require_embedder(self.embedder)
+        if isinstance(step, EmbedQuery):
+            return self.query_cache.get_or_compute(step.text, embedder.embed_query)
+        return embed_sync(embedder, step)
 
     async def _aperform(self, step: Step) -> Any:
         if isinstance(step, Rpc):
-            return await getattr(self.aclient, step.method)(**step.kwargs)
+            return await self._arpc(step)
         if isinstance(step, Exclusive):
             async with self._async.get().lock:
                 return await self.arun(step.op)
-        return await embed_async(require_embedder(self.embedder), step)
+        embedder = require_embedder(self.embedder)
+        coalescer = self._async.get().coalescer
+        if isinstance(step, EmbedDocuments):
+            if not step.texts:
+                return []
+            return await coalescer.submit(
+                ("embed", "documents"), step.texts, self._aembed_documents, len(step.texts)
+            )
+        cached = self.query_cache.get(step.text)
+        if cached is not None:
+            return cached
+        if batches_query_embeddings(embedder, self.batch_query_embeddings):
+            vector = await coalescer.submit(("embed", "queries"), step.text, self._aembed_queries)
+        else:
+            vector = await embed_async(embedder, step)
+        self.query_cache.put(step.text, vector)
+        return vector
+
+    async def _aembed_documents(self, parts: list[list[str]]) -> list[list[list[float]]]:
+        """One ``aembed_documents`` call for the texts of every caller, split back."""
+        flat = [text for texts in parts for text in texts]
+        vectors = await require_embedder(self.embedder).aembed_documents(flat)
+        if len(vectors) != len(flat):
+            raise InvalidInputError(
+                f"The embedding function returned {len(vectors)} vectors for {len(flat)} texts."
+            )
+        out, start = [], 0
+        for texts in parts:
+            out.append(list(vectors[start : start + len(texts)]))
+            start += len(texts)
+        return out
+
+    async def _aembed_queries(self, texts: list[str]) -> list[list[float]]:
+        """Concurrent queries embedded in one call (for embedders that embed them alike)."""
+        return [vectors[0] for vectors in await self._aembed_documents([[t] for t in texts])]
+
+    async def _arpc(self, step: Rpc) -> Any:
+        """Await one RPC, merged with concurrent ones where :mod:`.coalescing` allows."""
+        key = coalescing.merge_key(step.method, step.kwargs)
+        if key is None:
+            return await self._acall(step)
+        size = coalescing.part_size(step.method, step.kwargs)
+        return await self._async.get().coalescer.submit(key, step, self._arun_merged, size)
+
+    async def _acall(self, step: Rpc) -> Any:
+        """Await one RPC on the running loop's client, within the loop's RPC slots."""
+        resources = self._async.get()
+        method, kwargs = _client_call(step)
+        async with resources.rpc_slots:
+            if step.method == "delete":
+                await self._acheck_filter(resources.client, step)
+            return await getattr(resources.client, method)(**kwargs)
+
+    @staticmethod
+    async def _acheck_filter(client: Any, step: Rpc) -> None:
+        """AsyncMilvusClient.delete ignores the server's status, so a malformed expression
+        would "succeed" silently; a one-row query with the same filter raises on it."""
+        kwargs = step.kwargs
+        probe = {"collection_name": kwargs["collection_name"], "filter": kwargs["filter"]}
+        probe["limit"] = 1
+        probe["output_fields"] = []
+        if kwargs.get("partition_name"):
+            probe["partition_names"] = [kwargs["partition_name"]]
+        if kwargs.get("timeout") is not None:
+            probe["timeout"] = kwargs["timeout"]
+        await client.query(**probe)
+
+    async def _arun_merged(self, steps: list[Rpc]) -> list[Any]:
+        """Run ``steps`` as one merged RPC; if Milvus rejects it, each step on its own, so
+        only the callers whose part is bad get an error."""
+        if len(steps) == 1:
+            return [await self._acall(steps[0])]
+        method = steps[0].method
+        parts = [step.kwargs for step in steps]
+        merged = Rpc(method, coalescing.merge_steps(method, parts))
+        try:
+            result = await self._acall(merged)
+        except Exception as exc:
+            if not _rejected_by_server(exc):
+                raise  # the request may have been applied: do not send the parts again
+            return list(
+                await asyncio.gather(*(self._acall(s) for s in steps), return_exceptions=True)
+            )
+        return coalescing.split_result(method, parts, result)
 
     # ----- lifecycle ----------------------------------------------------------------------
 
@@ -601,8 +740,12 @@ class MilvusEngine:
             return {"partition_name": names[0]}
         return {"partition_names": names}
 
-    def delete(self, ids: Sequence[Any] | None = None, filter: FilterLike = None) -> Op[int]:
-        """Delete by ids and/or filter. Missing ids are not an error. Returns ids requested."""
+    def delete(self, ids: Sequence[Any] | None = None, filter: FilterLike = None) -> Op[int | None]:
+        """Delete by ids and/or filter; missing ids are not an error.
+
+        Returns the number of ids requested for a delete by ids, Milvus' count for a delete
+        by filter, or None when that count is unknown (a delete merged with others).
+        """
         if ids is None and (filter is None or filter == ""):
             raise InvalidInputError("delete needs ids or a filter expression (expr=...).")
         if ids is not None:
@@ -613,34 +756,29 @@ class MilvusEngine:
         if layout is None:
             self.compile_filter(filter)  # still reject a malformed dict filter
             return 0
-        parts = []
-        if ids is not None:
-            parts.append(ids_expr(layout.primary_field, [layout.encode_id(i) for i in ids]))
-        parts.append(self.compile_filter(filter, layout))
-        expr = and_exprs(*parts)
-        if isinstance(filter, str) and filter.strip():
-            # AsyncMilvusClient.delete ignores the server's status, so a malformed expression
-            # would "succeed" silently. A one-row query raises on it in both clients, and
-            # spares the delete RPC when nothing matches.
-            probe = yield self._rpc(
-                "query",
+        keys = None if ids is None else [layout.encode_id(i) for i in ids]
+        condition = self.compile_filter(filter, layout)
+        partition = self._partition_kwargs(single=True)
+        if condition is None:  # by ids only: mergeable with concurrent deletes by ids
+            result = yield self._rpc(
+                "delete_ids",
                 collection_name=layout.name,
-                filter=expr,
-                output_fields=[layout.primary_field],
-                limit=1,
-                **self._partition_kwargs(),
+                pk_field=layout.primary_field,
+                ids=keys,
+                **partition,
             )
-            if not probe:
-                return 0
-        result = yield self._rpc(
-            "delete",
-            collection_name=layout.name,
-            filter=expr,
-            **self._partition_kwargs(single=True),
-        )
-        if isinstance(result, Mapping):
-            return int(result.get("delete_count", 0))
-        return len(result) if isinstance(result, Sequence) else 0
+        else:
+            pk_condition = None if keys is None else ids_expr(layout.primary_field, keys)
+            result = yield self._rpc(
+                "delete",
+                collection_name=layout.name,
+                filter=and_exprs(pk_condition, condition),
+                **partition,
+            )
+        if keys is not None and condition is None:
+            return len(keys)
+        count = result.get("delete_count") if isinstance(result, Mapping) else None
+        return None if count is None else int(count)
 
     # ----- reads --------------------------------------------------------------------------
 
@@ -790,6 +928,20 @@ class MilvusEngine:
             "query", collection_name=layout.name, filter="", output_fields=["count(*)"]
         )
         return int(rows[0]["count(*)"]) if rows else 0
+
+
+def _client_call(step: Rpc) -> tuple[str, dict[str, Any]]:
+    """The pymilvus method and arguments for ``step``.
+
+    ``delete_ids`` is a delete by primary keys, sent as our escaped ``pk in [...]`` filter:
+    pymilvus' own ``delete(ids=...)`` pastes string ids between quotes unescaped, so an id
+    containing a quote could change which rows are deleted.
+    """
+    if step.method != "delete_ids":
+        return step.method, step.kwargs
+    kwargs = dict(step.kwargs)
+    kwargs["filter"] = ids_expr(kwargs.pop("pk_field"), kwargs.pop("ids"))
+    return "delete", kwargs
 
 
 def _with_timeout(step: Step, timeout: float | None) -> Step:

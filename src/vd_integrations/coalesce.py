@@ -1,0 +1,217 @@
+"""Request coalescing: concurrent calls with the same key become one batched call.
+
+Many small independent calls at once (100 request handlers each adding one document,
+an agent fanning out queries) would each cost an embedding request and an RPC. A
+:class:`Coalescer` merges the calls that arrive together into one ``run(parts)`` call,
+and hands every caller exactly its own result or its own exception.
+
+When to send (group commit, like a database's log writer):
+
+- a key with nothing in flight sends on the next turn of the event loop, so a lone
+  call waits one loop iteration (microseconds), or ``window`` seconds if one is set;
+- while a batch is in flight, new calls for that key queue up and go together as soon
+  as it finishes, or at once when they reach ``max_batch`` (up to ``max_in_flight``
+  batches per key run at the same time).
+
+Rules every caller can rely on:
+
+- a caller cancelled before its batch is sent is left out of it (its part is never
+  written); cancelling one caller never cancels the batch or the other callers;
+- ``run`` returns one result per part, in order, or an exception instance for a part
+  that failed on its own; if ``run`` raises, every caller in the batch gets that error.
+
+One :class:`Coalescer` belongs to one event loop (futures are bound to their loop);
+engines keep one per loop with :class:`vd_integrations.loops.PerLoop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Coalescer", "CoalescingSettings"]
+
+P = TypeVar("P")
+R = TypeVar("R")
+Run = Callable[[list[Any]], Awaitable[Sequence[Any]]]
+
+
+@dataclass(frozen=True)
+class CoalescingSettings:
+    """How a store merges concurrent async calls (see the module docstring).
+
+    ``enabled``: merge at all. ``window``: seconds a batch with nothing in flight waits for
+    company (0 sends on the next loop iteration). ``max_batch``: most items (texts, rows,
+    query vectors, ids) in one merged call. ``max_in_flight``: merged calls per kind that
+    may run at once before new calls queue.
+    """
+
+    enabled: bool = True
+    window: float = 0.0
+    max_batch: int = 512
+    max_in_flight: int = 4
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.window, (int, float)) or self.window < 0:
+            raise ValueError(f"window must be >= 0 seconds, got {self.window!r}")
+        for name in ("max_batch", "max_in_flight"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+    @classmethod
+    def disabled(cls) -> CoalescingSettings:
+        return cls(enabled=False)
+
+
+@dataclass
+class _Pending:
+    run: Run
+    parts: list[Any] = field(default_factory=list)
+    futures: list[asyncio.Future[Any]] = field(default_factory=list)
+    size: int = 0
+    timer: asyncio.Handle | None = None
+
+
+@dataclass
+class _KeyState:
+    key: Hashable
+    #: The batch still taking callers.
+    pending: _Pending | None = None
+    #: Full batches waiting for an in-flight slot.
+    sealed: list[_Pending] = field(default_factory=list)
+    in_flight: int = 0
+    #: The last batch was sent because it was full: more of the same burst may follow.
+    bursting: bool = False
+
+    @property
+    def idle(self) -> bool:
+        return self.pending is None and not self.sealed and self.in_flight == 0
+
+
+class Coalescer(Generic[P, R]):
+    """Merges concurrent :meth:`submit` calls that share a key (one event loop)."""
+
+    def __init__(self, settings: CoalescingSettings | None = None) -> None:
+        self.settings = settings or CoalescingSettings()
+        self._keys: dict[Hashable, _KeyState] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        #: Merged calls sent so far (for tests and benchmarks).
+        self.batches = 0
+
+    async def submit(self, key: Hashable, part: P, run: Run, size: int = 1) -> R:
+        """Add ``part`` to the next ``run`` for ``key``; return this part's result.
+
+        ``run`` receives the parts of one batch (callers sharing a key must pass
+        equivalent ``run`` functions); ``size`` counts the items ``part`` carries.
+        """
+        if not self.settings.enabled:
+            return _unwrap((await run([part]))[0])
+        loop = asyncio.get_running_loop()
+        state = self._keys.get(key)
+        if state is None:
+            state = self._keys[key] = _KeyState(key)
+        if state.pending is not None and state.pending.size + size > self.settings.max_batch:
+            self._seal(state, bursting=True)
+        if state.pending is None:
+            state.pending = _Pending(run)
+        pending = state.pending
+        future: asyncio.Future[Any] = loop.create_future()
+        pending.parts.append(part)
+        pending.futures.append(future)
+        pending.size += size
+        if pending.size >= self.settings.max_batch:
+            self._seal(state, bursting=True)
+        elif pending.timer is None and (
+            state.in_flight == 0
+            or (state.bursting and state.in_flight < self.settings.max_in_flight)
+        ):
+            delay = self.settings.window
+            pending.timer = (
+                loop.call_later(delay, self._on_timer, key, pending)
+                if delay > 0
+                else loop.call_soon(self._on_timer, key, pending)
+            )
+        return await future
+
+    def _on_timer(self, key: Hashable, pending: _Pending) -> None:
+        state = self._keys.get(key)
+        if state is not None and state.pending is pending:
+            pending.timer = None
+            self._seal(state, bursting=False)
+
+    def _seal(self, state: _KeyState, *, bursting: bool) -> None:
+        """Close the pending batch to new callers; send it now or when a slot frees."""
+        pending, state.pending = state.pending, None
+        if pending is None:
+            return
+        if pending.timer is not None:
+            pending.timer.cancel()
+            pending.timer = None
+        state.bursting = bursting
+        state.sealed.append(pending)
+        self._start_sealed(state)
+
+    def _start_sealed(self, state: _KeyState) -> None:
+        while state.sealed and state.in_flight < self.settings.max_in_flight:
+            pending = state.sealed.pop(0)
+            live = [
+                (part, future)
+                for part, future in zip(pending.parts, pending.futures, strict=True)
+                if not future.done()  # cancelled before sending: left out
+            ]
+            if not live:
+                continue
+            state.in_flight += 1
+            self.batches += 1
+            task = asyncio.get_running_loop().create_task(self._run(state, pending.run, live))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(
+        self, state: _KeyState, run: Run, live: list[tuple[Any, asyncio.Future[Any]]]
+    ) -> None:
+        try:
+            results = await run([part for part, _ in live])
+            if len(results) != len(live):
+                raise RuntimeError(
+                    f"a coalesced call returned {len(results)} results for {len(live)} callers"
+                )
+        except BaseException as exc:  # every caller in this batch gets the batch's error
+            for _, future in live:
+                if not future.done():
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            for (_, future), result in zip(live, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+        finally:
+            state.in_flight -= 1
+            self._after_batch(state)
+
+    def _after_batch(self, state: _KeyState) -> None:
+        if state.sealed:
+            self._start_sealed(state)
+        elif state.pending is not None and state.pending.timer is None:
+            self._seal(state, bursting=False)  # callers who queued behind the batch: go
+        if state.idle and self._keys.get(state.key) is state:
+            del self._keys[state.key]
+
+    async def aclose(self) -> None:
+        """Wait for the batches in flight (their callers get their results)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _unwrap(result: Any) -> Any:
+    if isinstance(result, BaseException):
+        raise result
+    return result
