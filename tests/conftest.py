@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 
 import pytest
@@ -18,8 +19,13 @@ def milvus_server():
 
 
 @pytest.fixture(scope="session")
-def milvus_uri(milvus_server) -> str:
-    return milvus_server.uri
+def milvus_uri(request: pytest.FixtureRequest) -> str:
+    """``$VD_TEST_MILVUS_URI`` if set (e.g. a real Milvus from scripts/milvus_standalone.py;
+    no Milvus Lite is started then), else the session's Milvus Lite server."""
+    uri = os.environ.get("VD_TEST_MILVUS_URI")
+    if uri:
+        return uri
+    return request.getfixturevalue("milvus_server").uri
 
 
 @pytest.fixture

@@ -412,8 +412,36 @@ def test_invalid_texts_rejected_before_any_request(
     assert srv.stats()["requests"] == 0
 
 
+async def test_concurrent_calls_share_requests(srv: OfflineEmbeddingServer) -> None:
+    client = make_client(srv, batch_size=64)
+    texts = [[f"text {i}", f"more {i}"] for i in range(100)]
+    results = await asyncio.gather(*(client.aembed(t) for t in texts))
+    assert results == [expected(t) for t in texts]  # each caller gets its own vectors
+    assert srv.stats()["requests"] == 4  # 200 texts in requests of at most 64
+    srv.reset_stats()
+    # a caller whose input the server rejects fails alone
+    bad = "word " * 40_000  # over the server's 8192-token limit per input
+    outcome = await asyncio.gather(
+        client.aembed(["fine"]), client.aembed([bad]), client.aembed(["also fine"]),
+        return_exceptions=True,
+    )
+    assert outcome[0] == expected(["fine"]) and outcome[2] == expected(["also fine"])
+    assert isinstance(outcome[1], Exception)
+    await client.aclose()
+
+
+async def test_lone_call_is_not_delayed_by_coalescing(srv: OfflineEmbeddingServer) -> None:
+    merged, direct = make_client(srv), make_client(srv, coalescing=False)
+    for client in (merged, direct):
+        await client.aembed(["warm up"])
+    assert await merged.aembed(["alone"]) == await direct.aembed(["alone"])
+    assert srv.stats()["requests"] == 4
+    for client in (merged, direct):
+        await client.aclose()
+
+
 async def test_concurrency_is_bounded_across_calls(srv: OfflineEmbeddingServer) -> None:
-    client = make_client(srv, max_concurrency=4)
+    client = make_client(srv, max_concurrency=4, coalescing=False)
     results = await asyncio.gather(*(client.aembed([f"text {i}"]) for i in range(200)))
     assert [r[0] for r in results] == expected([f"text {i}" for i in range(200)])
     stats = srv.stats()
@@ -427,7 +455,7 @@ async def test_concurrency_is_bounded_across_calls(srv: OfflineEmbeddingServer) 
     assert srv.stats()["requests"] == 12 and srv.stats()["max_in_flight"] <= 3
     # a larger cap really lets more requests overlap
     srv.reset_stats()
-    wide = make_client(srv, max_concurrency=64)
+    wide = make_client(srv, max_concurrency=64, coalescing=False)
     await asyncio.gather(*(wide.aembed([f"text {i}"]) for i in range(100)))
     assert srv.stats()["max_in_flight"] > 4
     for c in (client, small, wide):
@@ -701,7 +729,8 @@ async def test_llama_index_async_equals_sync(srv: OfflineEmbeddingServer) -> Non
     small = OpenAIEmbedding(client=embedding.client, embed_batch_size=10)
     srv.reset_stats()
     assert await small.aget_text_embedding_batch(texts) == sync_batch
-    assert srv.stats()["requests"] == 3
+    # LlamaIndex sends its three sub-batches concurrently; the client merges them
+    assert srv.stats()["requests"] == 1
     rebuilt = OpenAIEmbedding.from_dict(embedding.to_dict())
     assert rebuilt.dimensions == 16 and rebuilt.base_url == srv.base_url
     await embedding.aclose()

@@ -21,6 +21,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from vd_integrations.coalesce import Coalescer, CoalescingSettings
 from vd_integrations.errors import InvalidInputError
 from vd_integrations.loops import PerLoop
 from vd_integrations.retry import (
@@ -204,6 +205,12 @@ def _resolve_api_key(api_key: str | None, base_url: str | None) -> str:
     )
 
 
+def _is_bad_request(exc: BaseException) -> bool:
+    """The server refused the input itself (HTTP 400/413/422): retrying as is cannot help."""
+    status = getattr(exc, "status_code", None)
+    return status in (400, 413, 422)
+
+
 def _check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {value!r}.")
@@ -222,6 +229,7 @@ class _LoopState:
     client: openai.AsyncOpenAI
     semaphore: asyncio.Semaphore
     closer: AsyncGenerator[None, None]
+    coalescer: Coalescer[list[str], list[list[float]]]
 
 
 async def _closing(client: openai.AsyncOpenAI) -> AsyncGenerator[None, None]:
@@ -270,6 +278,7 @@ class OpenAIEmbeddingClient:
         timeout: float | None = DEFAULT_TIMEOUT,
         default_headers: Mapping[str, str] | None = None,
         max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        coalescing: CoalescingSettings | bool | None = None,
     ) -> None:
         if not isinstance(model, str) or not model:
             raise ValueError(f"model must be a non-empty model name, got {model!r}.")
@@ -298,6 +307,15 @@ class OpenAIEmbeddingClient:
         self.retry = retry
         self.timeout = timeout
         self.default_headers = dict(default_headers) if default_headers else None
+        if coalescing is None or coalescing is True:
+            coalescing = CoalescingSettings(max_batch=batch_size)
+        elif coalescing is False:
+            coalescing = CoalescingSettings.disabled()
+        elif not isinstance(coalescing, CoalescingSettings):
+            raise TypeError(
+                f"coalescing must be a CoalescingSettings or a bool, got {coalescing!r}."
+            )
+        self.coalescing = coalescing
         self.__api_key = _resolve_api_key(api_key, base_url)
         self._sync_client: openai.OpenAI | None = None
         self._sync_lock = threading.Lock()
@@ -377,6 +395,7 @@ class OpenAIEmbeddingClient:
             client=client,
             semaphore=asyncio.Semaphore(self.max_concurrency),
             closer=_close_at_loop_shutdown(client),
+            coalescer=Coalescer(self.coalescing),
         )
 
     async def _aembed_batch(self, state: _LoopState, texts: list[str]) -> list[list[float]]:
@@ -397,12 +416,39 @@ class OpenAIEmbeddingClient:
         return vectors_from_response(response, len(texts))
 
     async def aembed(self, texts: Sequence[str]) -> list[list[float]]:
-        """Async :meth:`embed`: the batches run concurrently, at most ``max_concurrency``
-        requests in flight per event loop across all calls on this client."""
+        """Async :meth:`embed`. Concurrent calls on one loop are merged into shared requests
+        (``coalescing``); batches run concurrently, at most ``max_concurrency`` requests in
+        flight per event loop across all calls on this client."""
         items = check_texts(texts)
         if not items:
             return []
         state = self._async.get()
+        return await state.coalescer.submit("embed", items, self._aembed_parts, len(items))
+
+    async def _aembed_parts(self, parts: list[list[str]]) -> list[Any]:
+        """Embed the texts of every merged caller together; split the vectors back. If the
+        server rejects the merged input (400), each caller's texts go alone, so only the
+        caller with the bad input gets the error."""
+        state = self._async.get()
+        flat = [text for texts in parts for text in texts]
+        try:
+            vectors = await self._aembed_items(state, flat)
+        except Exception as exc:
+            if len(parts) == 1 or not _is_bad_request(exc):
+                raise
+            return list(
+                await asyncio.gather(
+                    *(self._aembed_items(state, texts) for texts in parts),
+                    return_exceptions=True,
+                )
+            )
+        out, start = [], 0
+        for texts in parts:
+            out.append(vectors[start : start + len(texts)])
+            start += len(texts)
+        return out
+
+    async def _aembed_items(self, state: _LoopState, items: list[str]) -> list[list[float]]:
         batches = plan_batches(items, self.batch_size, self.max_batch_tokens)
         if len(batches) == 1:
             return await self._aembed_batch(state, items)
