@@ -24,6 +24,7 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from langchain_vd._base import EngineVectorStore
+from vd_integrations.coalesce import CoalescingSettings
 from vd_integrations.milvus.config import DEFAULT_EMBEDDED_URI, ConnectionConfig
 from vd_integrations.milvus.engine import MilvusEngine
 from vd_integrations.milvus.schema import CollectionSpec, Record
@@ -70,7 +71,19 @@ class Milvus(EngineVectorStore):
         vector_schema: Any = None,
         metadata_schema: Any = None,
         builtin_function: Any = None,
+        coalescing: CoalescingSettings | bool | None = None,
+        max_concurrent_rpcs: int = 32,
+        query_cache_size: int = 0,
+        batch_query_embeddings: bool | None = None,
     ) -> None:
+        """Arguments as in ``langchain_milvus.Milvus``, plus async tuning (keyword-only):
+
+        ``coalescing`` merges concurrent async calls into batched requests (on by default;
+        ``False`` or ``CoalescingSettings(...)``), ``max_concurrent_rpcs`` caps RPCs in
+        flight per event loop, ``query_cache_size`` > 0 caches query embeddings (LRU), and
+        ``batch_query_embeddings`` lets concurrent queries share one embedding call (None:
+        only for embedders known to embed queries like documents).
+        """
         if isinstance(embedding_function, list) or isinstance(vector_field, list):
             raise NotImplementedError(
                 "Multiple vector fields are not supported yet; pass one embedding_function "
@@ -110,6 +123,10 @@ class Milvus(EngineVectorStore):
             embedder=embedding_function,
             drop_old=bool(drop_old),
             timeout=timeout,
+            coalescing=coalescing,
+            max_concurrent_rpcs=max_concurrent_rpcs,
+            query_cache_size=query_cache_size,
+            batch_query_embeddings=batch_query_embeddings,
         )
 
     def __repr__(self) -> str:

@@ -69,6 +69,7 @@ from llama_index_vd._common import (
     record_to_node,
 )
 from llama_index_vd.filters import all_of, to_milvus_expr
+from vd_integrations.coalesce import CoalescingSettings
 from vd_integrations.errors import InvalidInputError
 from vd_integrations.filters import (
     FieldRef,
@@ -167,6 +168,10 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
                 documents, storage_context=StorageContext.from_defaults(vector_store=store)
             )
             nodes = await index.as_retriever(filters=filters).aretrieve("query")
+
+    Besides LlamaIndex's arguments: ``coalescing`` (concurrent async adds, queries and
+    deletes merged into batched requests; on by default, ``False`` turns it off) and
+    ``max_concurrent_rpcs`` (RPCs in flight per event loop).
     """
 
     stores_text: bool = True
@@ -230,6 +235,8 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
         output_fields: list[str] | None = None,
         hybrid_ranker: str = "RRFRanker",
         hybrid_ranker_params: dict | None = None,
+        coalescing: CoalescingSettings | bool | None = None,
+        max_concurrent_rpcs: int = 32,
         **kwargs: Any,
     ) -> None:
         if not enable_dense:
@@ -302,6 +309,8 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             spec,
             ConnectionConfig.from_connection_args({"uri": self.uri, "token": token, **kwargs}),
             drop_old=overwrite,
+            coalescing=coalescing,
+            max_concurrent_rpcs=max_concurrent_rpcs,
         )
 
     @staticmethod

@@ -149,7 +149,15 @@ def _is_filter_error(exc: BaseException, step: Step | None) -> bool:
     text = str(exc).lower()
     return any(
         marker in text
-        for marker in ("parse", "expression", "unexpected", "unknown", "column", "invalid expr")
+        for marker in (
+            "parse",
+            "expression",
+            "unexpected",
+            "unknown",
+            "column",
+            "invalid expr",
+            "expr plan",  # Milvus 2.3 delete: "failed to create expr plan, expr = ..."
+        )
     )
 
 
@@ -473,8 +481,31 @@ class MilvusEngine:
         layout = yield from self._describe()
         if layout is None and dim is not None:
             layout = yield from self._create(dim)
+        elif layout is not None:
+            yield from self._ensure_loaded()
         self._layout = layout
         return layout
+
+    def _ensure_loaded(self) -> Op[None]:
+        """Load an existing collection that is not loaded, or wait for a load in progress.
+
+        Milvus refuses searches and queries on an unloaded collection (one released, made
+        by another tool, or -- on a real server -- still loading because another loop,
+        thread or process is creating it right now); langchain-milvus loads it too.
+        Failures are left to the read that needs the collection loaded.
+        """
+        name = self.spec.name
+        try:
+            state = yield self._rpc("get_load_state", collection_name=name)
+            state = state.get("state") if isinstance(state, Mapping) else state
+            if getattr(state, "name", str(state)) == "Loaded":  # pymilvus LoadState
+                return
+            load_kwargs: dict[str, Any] = {"collection_name": name}
+            if self.spec.replica_number != 1:
+                load_kwargs["replica_number"] = self.spec.replica_number
+            yield self._rpc("load_collection", **load_kwargs)
+        except Exception as exc:  # e.g. no vector index yet: reads will report it
+            logging.getLogger(__name__).debug("could not load %r: %s", name, exc)
 
     def _describe(self) -> Op[CollectionLayout | None]:
         name = self.spec.name

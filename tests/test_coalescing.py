@@ -1,0 +1,428 @@
+"""Coalescing: concurrent async calls merged into batched embeddings and Milvus requests.
+
+Unit tests of the Coalescer's rules, then the Milvus engine against the Milvus Lite
+server: request counts (a counting client and a counting embedder), results equal to the
+uncoalesced path, per-caller errors, cancellation and read-your-writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding
+
+from langchain_vd import Milvus
+from vd_integrations.coalesce import Coalescer, CoalescingSettings
+from vd_integrations.embedding_batching import QueryEmbeddingCache, batches_query_embeddings
+from vd_integrations.errors import InvalidFilterExpressionError, InvalidInputError
+
+DIM = 16
+
+
+# ----- the Coalescer ---------------------------------------------------------------------------
+
+
+class Recorder:
+    """A batch function that records each batch and returns one result per part."""
+
+    def __init__(self, delay: float = 0.0, fail: set[Any] | None = None) -> None:
+        self.batches: list[list[Any]] = []
+        self.delay = delay
+        self.fail = fail or set()
+
+    async def __call__(self, parts: list[Any]) -> list[Any]:
+        self.batches.append(list(parts))
+        await asyncio.sleep(self.delay)
+        return [ValueError(f"bad {p}") if p in self.fail else p * 10 for p in parts]
+
+
+async def test_calls_in_one_loop_turn_become_one_batch():
+    coalescer, run = Coalescer(), Recorder()
+    results = await asyncio.gather(*(coalescer.submit("k", i, run) for i in range(50)))
+    assert results == [i * 10 for i in range(50)]
+    assert run.batches == [list(range(50))]
+
+
+async def test_a_lone_call_is_sent_on_the_next_loop_turn():
+    coalescer, run = Coalescer(), Recorder()
+    task = asyncio.ensure_future(coalescer.submit("k", 1, run))
+    for _ in range(3):  # submit, the flush callback, the batch task
+        await asyncio.sleep(0)
+    assert run.batches == [[1]]
+    assert await task == 10
+
+
+async def test_keys_are_batched_separately_and_size_is_capped():
+    coalescer = Coalescer(CoalescingSettings(max_batch=4))
+    run = Recorder()
+    calls = [coalescer.submit(i % 2, i, run) for i in range(10)]
+    assert await asyncio.gather(*calls) == [i * 10 for i in range(10)]
+    assert sorted(map(sorted, run.batches)) == [[0, 2, 4, 6], [1, 3, 5, 7], [8], [9]]
+
+
+async def test_calls_arriving_during_a_batch_form_the_next_one():
+    coalescer, run = Coalescer(), Recorder(delay=0.05)
+    first = asyncio.ensure_future(coalescer.submit("k", 0, run))
+    await asyncio.sleep(0.01)  # batch [0] is in flight
+    later = [asyncio.ensure_future(coalescer.submit("k", i, run)) for i in range(1, 30)]
+    await asyncio.sleep(0)
+    await asyncio.gather(first, *later)
+    assert run.batches == [[0], list(range(1, 30))]
+
+
+async def test_each_caller_gets_its_own_error():
+    coalescer, run = Coalescer(), Recorder(fail={3})
+    results = await asyncio.gather(
+        *(coalescer.submit("k", i, run) for i in range(5)), return_exceptions=True
+    )
+    assert [r for i, r in enumerate(results) if i != 3] == [0, 10, 20, 40]
+    assert isinstance(results[3], ValueError) and "bad 3" in str(results[3])
+
+
+async def test_a_failing_batch_fails_its_callers_only():
+    coalescer = Coalescer()
+
+    async def explode(parts):
+        raise RuntimeError("down")
+
+    results = await asyncio.gather(
+        *(coalescer.submit("k", i, explode) for i in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, RuntimeError) for r in results)
+    run = Recorder()
+    assert await coalescer.submit("k", 7, run) == 70  # the coalescer still works
+
+
+async def test_cancelled_before_sending_is_left_out():
+    coalescer = Coalescer(CoalescingSettings(window=0.05))
+    run = Recorder()
+    tasks = [asyncio.ensure_future(coalescer.submit("k", i, run)) for i in range(10)]
+    await asyncio.sleep(0.01)
+    for task in tasks[:3]:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results[:3])
+    assert results[3:] == [i * 10 for i in range(3, 10)]
+    assert run.batches == [list(range(3, 10))]
+
+
+async def test_cancelling_one_caller_in_flight_spares_the_others():
+    coalescer, run = Coalescer(), Recorder(delay=0.05)
+    tasks = [asyncio.ensure_future(coalescer.submit("k", i, run)) for i in range(5)]
+    await asyncio.sleep(0.01)  # in flight
+    tasks[0].cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert results[1:] == [10, 20, 30, 40]
+
+
+async def test_disabled_runs_every_call_alone():
+    coalescer, run = Coalescer(CoalescingSettings.disabled()), Recorder()
+    assert await asyncio.gather(*(coalescer.submit("k", i, run) for i in range(4))) == [
+        0, 10, 20, 30,
+    ]
+    assert run.batches == [[0], [1], [2], [3]]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"window": -1}, {"max_batch": 0}, {"max_in_flight": 0}, {"max_batch": True}],
+)
+def test_settings_are_validated(kwargs):
+    with pytest.raises(ValueError):
+        CoalescingSettings(**kwargs)
+
+
+# ----- query embeddings ------------------------------------------------------------------------
+
+
+class CountingEmbeddings(DeterministicFakeEmbedding):
+    """Deterministic vectors; counts calls to the async batch method."""
+
+    calls: int = 0
+    texts: int = 0
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.calls += 1
+        self.texts += len(texts)
+        await asyncio.sleep(0.005)
+        return self.embed_documents(texts)
+
+
+class AsymmetricEmbeddings(DeterministicFakeEmbedding):
+    def embed_query(self, text: str) -> list[float]:
+        return super().embed_query("query: " + text)
+
+
+def test_query_batching_only_for_symmetric_embedders():
+    assert batches_query_embeddings(DeterministicFakeEmbedding(size=4), None)
+    assert batches_query_embeddings(CountingEmbeddings(size=4), None)
+    assert not batches_query_embeddings(AsymmetricEmbeddings(size=4), None)
+    assert batches_query_embeddings(AsymmetricEmbeddings(size=4), True)
+    assert not batches_query_embeddings(DeterministicFakeEmbedding(size=4), False)
+    assert not batches_query_embeddings(object(), None)
+
+
+def test_query_cache_is_a_bounded_lru():
+    cache = QueryEmbeddingCache(2)
+    cache.put("a", [1.0])
+    cache.put("b", [2.0])
+    assert cache.get("a") == [1.0]
+    cache.put("c", [3.0])  # evicts b, the least recently used
+    assert cache.get("b") is None and cache.get("c") == [3.0]
+    assert QueryEmbeddingCache(0).get("a") is None
+    with pytest.raises(ValueError):
+        QueryEmbeddingCache(-1)
+
+
+# ----- the Milvus engine -----------------------------------------------------------------------
+
+
+class CountingClient:
+    """Wraps an AsyncMilvusClient and counts calls per method."""
+
+    def __init__(self, inner: Any, calls: Counter) -> None:
+        self._inner = inner
+        self.calls = calls
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return await attr(*args, **kwargs)
+
+        return call
+
+
+def store_for(uri: str, name: str, embeddings: Any, **kwargs: Any) -> tuple[Milvus, Counter]:
+    store = Milvus(
+        embeddings,
+        collection_name=name,
+        connection_args={"uri": uri},
+        consistency_level="Strong",
+        **kwargs,
+    )
+    calls: Counter = Counter()
+    engine = store.engine
+    make = engine._new_loop_resources
+
+    def counting():
+        resources = make()
+        resources.client = CountingClient(resources.client, calls)
+        return resources
+
+    engine._new_loop_resources = counting
+    return store, calls
+
+
+def docs(n: int, start: int = 0) -> list[Document]:
+    return [
+        Document(f"document number {i}", metadata={"n": i, "group": f"g{i % 3}"})
+        for i in range(start, start + n)
+    ]
+
+
+async def test_concurrent_adds_share_embedding_and_insert_requests(milvus_uri, collection_name):
+    embeddings = CountingEmbeddings(size=DIM)
+    store, calls = store_for(milvus_uri, collection_name, embeddings)
+    await store.aadd_documents(docs(1), ids=["warm"])  # creates the collection
+    embeddings.calls, embeddings.texts = 0, 0
+    calls.clear()
+    ids = await asyncio.gather(
+        *(store.aadd_documents([d], ids=[f"id{i}"]) for i, d in enumerate(docs(100)))
+    )
+    assert ids == [[f"id{i}"] for i in range(100)]
+    assert embeddings.calls <= 2 and embeddings.texts == 100
+    assert calls["upsert"] + calls["insert"] <= 2
+    assert await store.acount() == 101
+    await store.aclose()
+
+
+async def test_auto_id_inserts_return_each_callers_own_key(milvus_uri, collection_name):
+    store, calls = store_for(milvus_uri, collection_name, CountingEmbeddings(size=DIM),
+                             auto_id=True)
+    await store.aadd_documents(docs(1))
+    calls.clear()
+    keys = await asyncio.gather(*(store.aadd_documents([d]) for d in docs(40)))
+    assert calls["insert"] <= 2
+    flat = [k for ks in keys for k in ks]
+    assert len(set(flat)) == 40
+    found = await store.aget_by_ids(flat)
+    by_key = {d.id: d.metadata["n"] for d in found}
+    assert [by_key[k[0]] for k in keys] == list(range(40))  # each caller got its own row's key
+    await store.aclose()
+
+
+async def test_searches_merge_by_parameters_and_equal_uncoalesced_results(
+    milvus_uri, collection_name
+):
+    embeddings = CountingEmbeddings(size=DIM)
+    merged, calls = store_for(milvus_uri, collection_name, embeddings)
+    plain = Milvus(embeddings, collection_name=collection_name,
+                   connection_args={"uri": milvus_uri}, coalescing=False)
+    await merged.aadd_documents(docs(200), ids=[f"d{i}" for i in range(200)])
+    rng = random.Random(7)
+    requests = [
+        (f"document number {rng.randrange(200)}", rng.choice([1, 3, 5]),
+         rng.choice([None, {"group": "g1"}, "n < 100"]))
+        for _ in range(300)
+    ]
+    calls.clear()
+    embeddings.calls = 0
+    got = await asyncio.gather(
+        *(merged.asimilarity_search_with_score(q, k=k, filter=f) for q, k, f in requests)
+    )
+    merged_embedding_calls = embeddings.calls
+    want = [await plain.asimilarity_search_with_score(q, k=k, filter=f) for q, k, f in requests]
+    assert [[(d.id, round(s, 4)) for d, s in r] for r in got] == [
+        [(d.id, round(s, 4)) for d, s in r] for r in want
+    ]
+    assert calls["search"] <= 20  # 9 parameter groups, each at most a couple of batches
+    assert merged_embedding_calls <= 3
+    await merged.aclose()
+    await plain.aclose()
+
+
+async def test_deletes_by_ids_and_by_filter_are_merged(milvus_uri, collection_name):
+    store, calls = store_for(milvus_uri, collection_name, CountingEmbeddings(size=DIM))
+    await store.aadd_documents(docs(300), ids=[f"d{i}" for i in range(300)])
+    calls.clear()
+    await asyncio.gather(*(store.adelete(ids=[f"d{i}"]) for i in range(100)))
+    assert calls["delete"] <= 2
+    calls.clear()
+    await asyncio.gather(*(store.adelete(expr=f"n == {i}") for i in range(100, 200)))
+    assert calls["delete"] <= 2 and calls["query"] <= 2  # merged deletes, merged check
+    remaining = await store.asearch_by_metadata("n >= 0", limit=1000)
+    assert sorted(d.metadata["n"] for d in remaining) == list(range(200, 300))
+    await store.aclose()
+
+
+async def test_a_bad_filter_fails_only_its_own_caller(milvus_uri, collection_name):
+    store, _ = store_for(milvus_uri, collection_name, CountingEmbeddings(size=DIM))
+    await store.aadd_documents(docs(10), ids=[f"d{i}" for i in range(10)])
+    results = await asyncio.gather(
+        store.adelete(expr="n == 1"),
+        store.adelete(expr="n == == 2"),
+        store.adelete(expr="n == 3"),
+        return_exceptions=True,
+    )
+    assert results[0] is True and results[2] is True
+    assert isinstance(results[1], InvalidFilterExpressionError)
+    left = sorted(d.metadata["n"] for d in await store.asearch_by_metadata("n >= 0", limit=100))
+    assert left == [0, 2, 4, 5, 6, 7, 8, 9]
+    await store.aclose()
+
+
+async def test_bad_input_fails_its_caller_before_anything_is_written(
+    milvus_uri, collection_name
+):
+    store, _ = store_for(milvus_uri, collection_name, CountingEmbeddings(size=DIM))
+    await store.aadd_texts(["seed"], ids=["seed"])
+    results = await asyncio.gather(
+        store.aadd_embeddings(["ok"], [[0.1] * DIM], ids=["a"]),
+        store.aadd_embeddings(["wrong dim"], [[0.1] * (DIM + 1)], ids=["b"]),
+        store.aadd_embeddings(["ok too"], [[0.2] * DIM], ids=["c"]),
+        return_exceptions=True,
+    )
+    assert results[0] == ["a"] and results[2] == ["c"]
+    assert isinstance(results[1], InvalidInputError)
+    assert sorted(d.id for d in await store.aget_by_ids(["a", "b", "c", "seed"])) == [
+        "a", "c", "seed",
+    ]
+    await store.aclose()
+
+
+async def test_cancelled_adds_before_sending_are_not_written(milvus_uri, collection_name):
+    store, _ = store_for(milvus_uri, collection_name, CountingEmbeddings(size=DIM),
+                         coalescing=CoalescingSettings(window=0.2))
+    await store.aadd_texts(["seed"], ids=["seed"])
+    tasks = [
+        asyncio.ensure_future(store.aadd_embeddings([f"t{i}"], [[0.1] * DIM], ids=[f"x{i}"]))
+        for i in range(20)
+    ]
+    await asyncio.sleep(0.05)  # all waiting in the window
+    for task in tasks[:5]:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results[:5])
+    assert results[5:] == [[f"x{i}"] for i in range(5, 20)]
+    assert await store.acount() == 16
+    await store.aclose()
+
+
+async def test_random_mix_matches_the_uncoalesced_store(milvus_uri, collection_name):
+    """Concurrent adds, searches and deletes: same final contents as without coalescing."""
+    rng = random.Random(11)
+    embeddings = CountingEmbeddings(size=DIM)
+    merged = Milvus(embeddings, collection_name=collection_name,
+                    connection_args={"uri": milvus_uri}, consistency_level="Strong")
+    plain = Milvus(embeddings, collection_name=collection_name + "_plain",
+                   connection_args={"uri": milvus_uri}, consistency_level="Strong",
+                   coalescing=False)
+    for store in (merged, plain):
+        await store.aadd_documents(docs(50), ids=[f"d{i}" for i in range(50)])
+    ops = []
+    for i in range(150):
+        kind = rng.choice(["add", "search", "delete", "delete_expr"])
+        ops.append((kind, i))
+
+    async def run(store: Milvus, kind: str, i: int) -> Any:
+        if kind == "add":
+            return await store.aadd_documents(docs(1, start=1000 + i), ids=[f"new{i}"])
+        if kind == "search":
+            found = await store.asimilarity_search("document number 7", k=2, filter="n < 50")
+            return len(found)
+        if kind == "delete":
+            return await store.adelete(ids=[f"d{i % 50}"])
+        return await store.adelete(expr=f"n == {1000 + i - 3}")
+
+    merged_results = await asyncio.gather(*(run(merged, k, i) for k, i in ops))
+    plain_results = [await run(plain, k, i) for k, i in ops]
+    assert [r for r, (k, _) in zip(merged_results, ops, strict=True) if k == "add"] == [
+        r for r, (k, _) in zip(plain_results, ops, strict=True) if k == "add"
+    ]
+    # order among concurrent calls is not defined, so compare what stays after all of them
+    contents = []
+    for store in (merged, plain):
+        rows = await store.asearch_by_metadata("n >= 0", limit=10_000)
+        contents.append(sorted((d.id, d.page_content) for d in rows))
+    merged_ids = {i for i, _ in contents[0]}
+    plain_ids = {i for i, _ in contents[1]}
+    deleted_by_expr = {f"new{i - 3}" for k, i in ops if k == "delete_expr"}
+    # a delete-by-filter may run before or after the add it targets when both are concurrent
+    assert merged_ids - deleted_by_expr == plain_ids - deleted_by_expr
+    for store in (merged, plain):
+        await store.aclose()
+
+
+async def test_a_caller_reads_its_own_write(milvus_uri, collection_name):
+    store, _ = store_for(milvus_uri, collection_name, CountingEmbeddings(size=DIM))
+    await store.aadd_texts(["seed"], ids=["seed"])
+
+    async def write_then_read(i: int) -> bool:
+        await store.aadd_texts([f"unique text {i}"], ids=[f"u{i}"], metadatas=[{"n": i}])
+        found = await store.asearch_by_metadata(f"n == {i}")
+        return [d.id for d in found] == [f"u{i}"]
+
+    assert all(await asyncio.gather(*(write_then_read(i) for i in range(50))))
+    await store.aclose()
+
+
+async def test_query_cache_skips_repeated_query_embeddings(milvus_uri, collection_name):
+    embeddings = CountingEmbeddings(size=DIM)
+    store, _ = store_for(milvus_uri, collection_name, embeddings, query_cache_size=16)
+    await store.aadd_texts(["alpha", "beta"], ids=["a", "b"])
+    embeddings.calls = 0
+    for _ in range(5):
+        await store.asimilarity_search("alpha", k=1)
+    store.similarity_search("alpha", k=1)
+    assert embeddings.calls == 1  # sync reused the async call's cached vector
+    await store.aclose()
