@@ -426,3 +426,43 @@ async def test_query_cache_skips_repeated_query_embeddings(milvus_uri, collectio
     store.similarity_search("alpha", k=1)
     assert embeddings.calls == 1  # sync reused the async call's cached vector
     await store.aclose()
+
+
+# ----- sync paths without waste ----------------------------------------------------------------
+
+
+class CountingSyncEmbeddings(DeterministicFakeEmbedding):
+    texts_embedded: int = 0
+    largest_call: int = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.texts_embedded += len(texts)
+        self.largest_call = max(self.largest_call, len(texts))
+        return super().embed_documents(texts)
+
+
+def test_add_texts_streams_a_generator_in_batches(milvus_uri, collection_name):
+    embeddings = CountingSyncEmbeddings(size=DIM)
+    store = Milvus(embeddings, collection_name=collection_name,
+                   connection_args={"uri": milvus_uri}, consistency_level="Strong")
+    pulled = []
+
+    def texts():
+        for i in range(2500):
+            pulled.append(i)
+            yield f"streamed text {i}"
+
+    def metadatas():
+        for i in range(2500):
+            yield {"n": i}
+
+    ids = store.add_texts(texts(), metadatas=metadatas(), batch_size=1000,
+                          ids=(f"s{i}" for i in range(2500)))
+    assert ids == [f"s{i}" for i in range(2500)]
+    assert embeddings.texts_embedded == 2500  # nothing embedded twice
+    assert embeddings.largest_call == 1000  # never more than a batch in memory
+    assert store.count() == 2500
+    assert store.get_by_ids(["s2499"])[0].metadata["n"] == 2499
+    with pytest.raises(InvalidInputError, match="metadatas"):
+        store.add_texts((t for t in ["a", "b"]), metadatas=iter([{"n": 1}]))
+    store.close()

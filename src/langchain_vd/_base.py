@@ -8,7 +8,7 @@ shells around one generator operation, so the twins cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
 from typing import Any, Protocol, TypeVar
 
 from langchain_core.documents import Document
@@ -210,9 +210,10 @@ class EngineVectorStore(VectorStore):
         show_progress: bool = False,
         **kwargs: Any,
     ) -> list[str]:
-        """Embed and store texts; with ids, re-adding an id replaces it. Returns the ids."""
-        texts = list(texts)
-        with progress_bar(len(texts), show_progress) as advance:
+        """Embed and store texts; with ids, re-adding an id replaces it. Returns the ids.
+
+        A generator is streamed ``batch_size`` texts at a time (bounded memory)."""
+        with progress_bar(_length(texts), show_progress) as advance:
             return self._engine.run(
                 self._add_op(texts, None, metadatas, ids, batch_size, advance), timeout=timeout
             )
@@ -228,8 +229,7 @@ class EngineVectorStore(VectorStore):
         show_progress: bool = False,
         **kwargs: Any,
     ) -> list[str]:
-        texts = list(texts)
-        with progress_bar(len(texts), show_progress) as advance:
+        with progress_bar(_length(texts), show_progress) as advance:
             return await self._engine.arun(
                 self._add_op(texts, None, metadatas, ids, batch_size, advance), timeout=timeout
             )
@@ -552,3 +552,8 @@ class EngineVectorStore(VectorStore):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _length(items: Iterable[Any]) -> int | None:
+    """``len(items)`` when it has one (progress bars); None for a stream."""
+    return len(items) if isinstance(items, Sized) else None

@@ -10,7 +10,7 @@ __all__ = ["progress_bar"]
 
 @contextmanager
 def progress_bar(
-    total: int, enabled: bool, desc: str = "Ingesting"
+    total: int | None, enabled: bool, desc: str = "Ingesting"
 ) -> Iterator[Callable[[int], None] | None]:
     """Yield a callback ``advance(n)`` that moves a bar, or ``None`` when disabled.
 

@@ -18,6 +18,7 @@ building, validation and result parsing therefore cannot drift between the twins
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import uuid
@@ -69,6 +70,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_END = object()
 FilterLike = str | Mapping[str, Any] | None
 
 
@@ -638,9 +640,9 @@ class MilvusEngine:
         self,
         texts: Iterable[str],
         *,
-        vectors: Sequence[Sequence[float]] | None = None,
-        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
-        ids: Sequence[Any] | None = None,
+        vectors: Iterable[Sequence[float]] | None = None,
+        metadatas: Iterable[Mapping[str, Any] | None] | None = None,
+        ids: Iterable[Any] | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         on_batch: Callable[[int], None] | None = None,
         upsert: bool | None = None,
@@ -650,16 +652,57 @@ class MilvusEngine:
         ``upsert=None`` upserts when the caller gave ids (re-adding an id replaces it) and
         inserts otherwise; ``True``/``False`` force one or the other.
 
-        Everything checkable is checked before the first write: lengths, ids, text sizes,
-        metadata, vector dimensions (the embedder's too, on the first batch).
+        When ``texts`` is a sequence, everything checkable is checked before the first
+        write: lengths, ids, text sizes, metadata, vector dimensions (the embedder's too, on
+        the first batch). Any other iterable (a generator) is streamed: read, checked,
+        embedded and written ``batch_size`` at a time, so memory stays bounded; a bad item
+        then fails its batch, and earlier batches stay written.
         """
+        check_positive_int(batch_size, "batch_size")
+        if isinstance(texts, Sequence) and not isinstance(texts, str):
+            return (
+                yield from self._add_all(
+                    texts, vectors, metadatas, ids, batch_size, on_batch, upsert
+                )
+            )
+        out: list[str] = []
+        columns = [iter(c) if c is not None else None for c in (vectors, metadatas, ids)]
+        text_iter = iter(texts)
+        while True:
+            chunk = list(itertools.islice(text_iter, batch_size))
+            parts = [
+                None if col is None else list(itertools.islice(col, len(chunk))) for col in columns
+            ]
+            if not chunk:
+                for name, col in zip(("vectors", "metadatas", "ids"), columns, strict=True):
+                    if col is not None and next(col, _END) is not _END:
+                        raise InvalidInputError(f"{name} is longer than texts.")
+                return out
+            out.extend(
+                (
+                    yield from self._add_all(
+                        chunk, parts[0], parts[1], parts[2], batch_size, on_batch, upsert
+                    )
+                )
+            )
+
+    def _add_all(
+        self,
+        texts: Sequence[str],
+        vectors: Sequence[Sequence[float]] | None,
+        metadatas: Iterable[Mapping[str, Any] | None] | None,
+        ids: Iterable[Any] | None,
+        batch_size: int,
+        on_batch: Callable[[int], None] | None,
+        upsert: bool | None,
+    ) -> Op[list[str]]:
+        """Add a materialised batch of texts: check all of it, then embed and write."""
         texts = list(texts)
         metadatas = None if metadatas is None else list(metadatas)
         ids = None if ids is None else list(ids)
         n = check_same_length(
             texts=texts, metadatas=metadatas, ids=ids, vectors=None if vectors is None else vectors
         )
-        check_positive_int(batch_size, "batch_size")
         if n == 0:
             return []
         layout = (yield from self.ready()) or self._prospective_layout()
