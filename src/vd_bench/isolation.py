@@ -78,7 +78,9 @@ def python_for(subject: str, venvs_dir: Path, log: Callable[[str], None] = print
     env_dir = venvs_dir / subject
     python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     spec = package_spec()
-    wanted = f"{spec}[{EXTRAS[cls.integration]}] {requirement}"
+    # A checkout is installed editable, so the child always runs the current worker code.
+    editable = ["-e"] if Path(spec).is_dir() else []
+    wanted = f"{' '.join(editable)} {spec}[{EXTRAS[cls.integration]}] {requirement}"
     stamp = env_dir / ".bench-installed"
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return str(python)
@@ -87,7 +89,7 @@ def python_for(subject: str, venvs_dir: Path, log: Callable[[str], None] = print
         venv.EnvBuilder(with_pip=True).create(env_dir)
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     target = f"{spec}[{EXTRAS[cls.integration]}]"
-    subprocess.run([*pip, target, requirement], check=True)
+    subprocess.run([*pip, *editable, target, requirement], check=True)
     stamp.write_text(wanted)
     return str(python)
 
