@@ -7,6 +7,8 @@
 - **different filters**: N concurrent ``asimilarity_search_by_vector`` calls that each
   carry their own filter (nothing to merge) against the same N searches sent straight to
   ``AsyncMilvusClient.search``;
+- **request counts**: embedding requests and Milvus RPCs behind 100 concurrent adds and
+  1000 concurrent searches (offline embeddings server, 100 ms per request);
 - **streamed ingest**: ``add_texts`` from a generator of 100k texts (dim 384) in a child
   process, reporting its peak RSS.
 """
@@ -26,7 +28,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["different_filters", "lone_call_overhead", "streamed_ingest_rss"]
+__all__ = [
+    "different_filters",
+    "lone_call_overhead",
+    "request_counts",
+    "streamed_ingest_rss",
+]
 
 DIM = 384
 
@@ -128,7 +135,11 @@ def different_filters(uri: str, n: int = 1000, rows: int = 2000) -> dict[str, fl
         await asyncio.gather(
             *(
                 client.search(
-                    name, data=[q], limit=3, anns_field="vector", filter=f"n >= {i % rows}",
+                    name,
+                    data=[q],
+                    limit=3,
+                    anns_field="vector",
+                    filter=f"n >= {i % rows}",
                     output_fields=["text", "n"],
                 )
                 for i, q in enumerate(queries)
@@ -144,6 +155,59 @@ def different_filters(uri: str, n: int = 1000, rows: int = 2000) -> dict[str, fl
         times["ours"].append(asyncio.run(ours()))
     ours_s, raw_s = min(times["ours"]), min(times["raw"])
     return {"n": n, "ours_s": ours_s, "raw_s": raw_s, "ours_vs_raw_throughput": raw_s / ours_s}
+
+
+def request_counts(uri: str, latency: float = 0.1) -> dict[str, dict[str, int | float]]:
+    """Embedding requests and Milvus RPCs behind 100 concurrent single-document adds and
+    1000 concurrent searches through ``langchain_vd.Milvus`` (offline embeddings server)."""
+    from langchain_core.documents import Document
+
+    from langchain_vd import Milvus, OpenAIEmbeddings
+    from vd_integrations.embedding_server import OfflineEmbeddingServer
+
+    out: dict[str, dict[str, int | float]] = {}
+    with OfflineEmbeddingServer(latency=latency) as server:
+        store = Milvus(
+            OpenAIEmbeddings(base_url=server.base_url),
+            collection_name="vd_targets_counts",
+            connection_args={"uri": uri},
+            drop_old=True,
+        )
+
+        async def measure() -> None:
+            await store.aadd_documents([Document("first")], ids=["first"])  # creates it
+            for name, calls in (
+                (
+                    "add_100",
+                    [
+                        store.aadd_documents([Document(f"document {i}")], ids=[f"d{i}"])
+                        for i in range(100)
+                    ],
+                ),
+                (
+                    "search_1000",
+                    [store.asimilarity_search(f"test document {i % 50}", k=3) for i in range(1000)],
+                ),
+            ):
+                server.reset_stats()
+                before = dict(store.engine.rpc_counts)
+                start = time.perf_counter()
+                await asyncio.gather(*calls)
+                elapsed = time.perf_counter() - start
+                after = store.engine.rpc_counts
+                rpcs = {
+                    m: after[m] - before.get(m, 0) for m in after if after[m] != before.get(m, 0)
+                }
+                out[name] = {
+                    "seconds": elapsed,
+                    "embedding_requests": server.stats()["requests"],
+                    **{f"rpc_{m}": n for m, n in rpcs.items()},
+                }
+            await store.adrop()
+            await store.aclose()
+
+        asyncio.run(measure())
+    return out
 
 
 _INGEST_CHILD = r"""
@@ -173,7 +237,8 @@ def streamed_ingest_rss(uri: str, total: int = 100_000) -> dict[str, float]:
     figure is the Python client's memory either way."""
     result = subprocess.run(
         [sys.executable, "-c", _INGEST_CHILD, uri, str(total)],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise RuntimeError(f"the ingest child failed:\n{result.stderr[-2000:]}")
@@ -193,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         report = {
             "uri": args.uri or "embedded Milvus Lite",
             "lone_call": lone_call_overhead(uri),
+            "request_counts": request_counts(uri),
             "different_filters": different_filters(uri, args.n),
             # an embedded .db file can be open in one process only: the child gets its own
             "streamed_ingest": streamed_ingest_rss(
@@ -203,13 +269,26 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "targets.json").write_text(json.dumps(report, indent=2))
     lone, filt, ingest = report["lone_call"], report["different_filters"], report["streamed_ingest"]
-    print(f"lone call: +{lone['added_ms']:.2f} ms median with coalescing "
-          f"({lone['median_on_ms']:.2f} vs {lone['median_off_ms']:.2f} ms)")
-    print(f"{filt['n']} concurrent by-vector searches, distinct filters: ours {filt['ours_s']:.2f}"
-          f" s, raw AsyncMilvusClient {filt['raw_s']:.2f} s "
-          f"(ours at {filt['ours_vs_raw_throughput']:.0%} of raw throughput)")
-    print(f"streamed ingest of {ingest['texts']} texts: {ingest['seconds']:.1f} s, "
-          f"{ingest['rows']} rows, peak RSS {ingest['peak_rss_mib']:.0f} MiB")
+    print(
+        f"lone call: +{lone['added_ms']:.2f} ms median with coalescing "
+        f"({lone['median_on_ms']:.2f} vs {lone['median_off_ms']:.2f} ms)"
+    )
+    print(
+        f"{filt['n']} concurrent by-vector searches, distinct filters: ours {filt['ours_s']:.2f}"
+        f" s, raw AsyncMilvusClient {filt['raw_s']:.2f} s "
+        f"(ours at {filt['ours_vs_raw_throughput']:.0%} of raw throughput)"
+    )
+    for name, counts in report["request_counts"].items():
+        print(
+            f"{name}: "
+            + ", ".join(
+                f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in counts.items()
+            )
+        )
+    print(
+        f"streamed ingest of {ingest['texts']} texts: {ingest['seconds']:.1f} s, "
+        f"{ingest['rows']} rows, peak RSS {ingest['peak_rss_mib']:.0f} MiB"
+    )
     return 0
 
 

@@ -22,6 +22,7 @@ import itertools
 import logging
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -263,6 +264,8 @@ class MilvusEngine:
         self._client_lock = threading.Lock()
         self._async = PerLoop(self._new_loop_resources)
         self._closed = False
+        #: RPCs sent to Milvus so far, by pymilvus method (merged calls count once).
+        self.rpc_counts: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return f"MilvusEngine(collection={self.spec.name!r}, config={self.config!r})"
@@ -333,6 +336,7 @@ class MilvusEngine:
     def _perform(self, step: Step) -> Any:
         if isinstance(step, Rpc):
             method, kwargs = _client_call(step)
+            self.rpc_counts[method] += 1
             return getattr(self.client, method)(**kwargs)
         if isinstance(step, Exclusive):
             with self._sync_setup_lock:
@@ -398,7 +402,9 @@ class MilvusEngine:
         method, kwargs = _client_call(step)
         async with resources.rpc_slots:
             if step.method == "delete":
+                self.rpc_counts["query"] += 1
                 await self._acheck_filter(resources.client, step)
+            self.rpc_counts[method] += 1
             return await getattr(resources.client, method)(**kwargs)
 
     @staticmethod
