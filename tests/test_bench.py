@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -127,6 +128,18 @@ def test_loop_runner_refuses_a_running_loop_without_nest_asyncio():
 
     with LoopRunner() as outer:
         outer.run(inside())
+
+
+def test_compared_integrations_get_an_interpreter_that_can_import_them(tmp_path):
+    import sys
+
+    from vd_bench.isolation import package_spec, python_for
+
+    # langchain-milvus is installed in the test environment: no virtualenv is needed
+    assert python_for("langchain_milvus", tmp_path) == sys.executable
+    assert not list(tmp_path.iterdir())
+    # from a checkout, the spec is the checkout (installed editable in other venvs)
+    assert (Path(package_spec()) / "pyproject.toml").exists()
 
 
 # ----- real runs ---------------------------------------------------------------------------------

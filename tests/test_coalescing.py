@@ -242,6 +242,8 @@ async def test_concurrent_adds_share_embedding_and_insert_requests(milvus_uri, c
     assert ids == [[f"id{i}"] for i in range(100)]
     assert embeddings.calls <= 2 and embeddings.texts == 100
     assert calls["upsert"] + calls["insert"] <= 2
+    # the engine's own counter agrees with the counting client
+    assert store.engine.rpc_counts["upsert"] == calls["upsert"] + 1  # + the first add
     assert await store.acount() == 101
     await store.aclose()
 
