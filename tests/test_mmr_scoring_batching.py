@@ -355,3 +355,17 @@ def test_batched_streams_lazily() -> None:
     assert src.consumed == 4
     next(it)
     assert src.consumed == 8
+
+
+def test_clients_do_not_ping_idle_channels_unless_asked():
+    """pymilvus pings every 10 s even when idle; gRPC's default server policy (Milvus Lite)
+    answers with GOAWAY "too_many_pings", failing calls in flight. We turn idle pings off."""
+    from vd_integrations.milvus.config import ConnectionConfig
+
+    kwargs = ConnectionConfig.from_connection_args({"uri": "http://127.0.0.1:1"}).client_kwargs()
+    assert kwargs["grpc_options"] == {"grpc.keepalive_permit_without_calls": 0}
+    mine = {"grpc.keepalive_permit_without_calls": 1, "grpc.keepalive_time_ms": 30_000}
+    kwargs = ConnectionConfig.from_connection_args(
+        {"uri": "http://127.0.0.1:1", "grpc_options": mine}
+    ).client_kwargs()
+    assert kwargs["grpc_options"] == mine

@@ -7,10 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+#: gRPC channel options we set unless the caller passes their own ``grpc_options``.
+IDLE_KEEPALIVE_OFF = {"grpc.keepalive_permit_without_calls": 0}
+
 __all__ = ["DEFAULT_EMBEDDED_URI", "ConnectionConfig"]
 
 #: Where an embedded Milvus Lite database lives when no URI is given.
 DEFAULT_EMBEDDED_URI = "./milvus_vd.db"
+#: gRPC channel options we set unless the caller passes their own ``grpc_options``.
+IDLE_KEEPALIVE_OFF = {"grpc.keepalive_permit_without_calls": 0}
 
 _SECRET_KEYS = frozenset({"token", "password", "secret", "api_key"})
 _REMOTE_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")
@@ -68,6 +73,13 @@ class ConnectionConfig:
             uri = os.path.abspath(os.path.expanduser(uri))
             os.makedirs(os.path.dirname(uri) or ".", exist_ok=True)
         kwargs: dict[str, Any] = {"uri": uri, **self.extra}
+        # pymilvus pings every 10 s even on idle channels; servers on gRPC's default policy
+        # (the Milvus Lite server among them) answer "too many pings" with GOAWAY, which
+        # fails the calls in flight with UNAVAILABLE. Ping only while calls are active.
+        kwargs["grpc_options"] = {
+            **IDLE_KEEPALIVE_OFF,
+            **dict(self.extra.get("grpc_options") or {}),
+        }
         for name in ("token", "user", "password", "db_name"):
             value = getattr(self, name)
             if value:
