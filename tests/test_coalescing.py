@@ -20,6 +20,7 @@ from langchain_vd import Milvus
 from vd_integrations.coalesce import Coalescer, CoalescingSettings
 from vd_integrations.embedding_batching import QueryEmbeddingCache, batches_query_embeddings
 from vd_integrations.errors import InvalidFilterExpressionError, InvalidInputError
+from vd_integrations.loops import PerLoop
 
 DIM = 16
 
@@ -219,7 +220,7 @@ def store_for(uri: str, name: str, embeddings: Any, **kwargs: Any) -> tuple[Milv
         resources.client = CountingClient(resources.client, calls)
         return resources
 
-    engine._new_loop_resources = counting
+    engine._async = PerLoop(counting)
     return store, calls
 
 
@@ -241,7 +242,7 @@ async def test_concurrent_adds_share_embedding_and_insert_requests(milvus_uri, c
     )
     assert ids == [[f"id{i}"] for i in range(100)]
     assert embeddings.calls <= 2 and embeddings.texts == 100
-    assert calls["upsert"] + calls["insert"] <= 2
+    assert 1 <= calls["upsert"] + calls["insert"] <= 2
     # the engine's own counter agrees with the counting client
     assert store.engine.rpc_counts["upsert"] == calls["upsert"] + 1  # + the first add
     assert await store.acount() == 101
@@ -254,7 +255,7 @@ async def test_auto_id_inserts_return_each_callers_own_key(milvus_uri, collectio
     await store.aadd_documents(docs(1))
     calls.clear()
     keys = await asyncio.gather(*(store.aadd_documents([d]) for d in docs(40)))
-    assert calls["insert"] <= 2
+    assert 1 <= calls["insert"] <= 2
     flat = [k for ks in keys for k in ks]
     assert len(set(flat)) == 40
     found = await store.aget_by_ids(flat)
@@ -287,7 +288,7 @@ async def test_searches_merge_by_parameters_and_equal_uncoalesced_results(
     assert [[(d.id, round(s, 4)) for d, s in r] for r in got] == [
         [(d.id, round(s, 4)) for d, s in r] for r in want
     ]
-    assert calls["search"] <= 20  # 9 parameter groups, each at most a couple of batches
+    assert 9 <= calls["search"] <= 20  # 9 parameter groups, each at most a couple of batches
     assert merged_embedding_calls <= 3
     await merged.aclose()
     await plain.aclose()
@@ -298,10 +299,10 @@ async def test_deletes_by_ids_and_by_filter_are_merged(milvus_uri, collection_na
     await store.aadd_documents(docs(300), ids=[f"d{i}" for i in range(300)])
     calls.clear()
     await asyncio.gather(*(store.adelete(ids=[f"d{i}"]) for i in range(100)))
-    assert calls["delete"] <= 2
+    assert 1 <= calls["delete"] <= 2
     calls.clear()
     await asyncio.gather(*(store.adelete(expr=f"n == {i}") for i in range(100, 200)))
-    assert calls["delete"] <= 2 and calls["query"] <= 2  # merged deletes, merged check
+    assert 1 <= calls["delete"] <= 2 and 1 <= calls["query"] <= 2  # merged, one check each
     remaining = await store.asearch_by_metadata("n >= 0", limit=1000)
     assert sorted(d.metadata["n"] for d in remaining) == list(range(200, 300))
     await store.aclose()
