@@ -125,7 +125,10 @@ async def test_cancelling_one_caller_in_flight_spares_the_others():
 async def test_disabled_runs_every_call_alone():
     coalescer, run = Coalescer(CoalescingSettings.disabled()), Recorder()
     assert await asyncio.gather(*(coalescer.submit("k", i, run) for i in range(4))) == [
-        0, 10, 20, 30,
+        0,
+        10,
+        20,
+        30,
     ]
     assert run.batches == [[0], [1], [2], [3]]
 
@@ -250,8 +253,9 @@ async def test_concurrent_adds_share_embedding_and_insert_requests(milvus_uri, c
 
 
 async def test_auto_id_inserts_return_each_callers_own_key(milvus_uri, collection_name):
-    store, calls = store_for(milvus_uri, collection_name, CountingEmbeddings(size=DIM),
-                             auto_id=True)
+    store, calls = store_for(
+        milvus_uri, collection_name, CountingEmbeddings(size=DIM), auto_id=True
+    )
     await store.aadd_documents(docs(1))
     calls.clear()
     keys = await asyncio.gather(*(store.aadd_documents([d]) for d in docs(40)))
@@ -269,13 +273,20 @@ async def test_searches_merge_by_parameters_and_equal_uncoalesced_results(
 ):
     embeddings = CountingEmbeddings(size=DIM)
     merged, calls = store_for(milvus_uri, collection_name, embeddings)
-    plain = Milvus(embeddings, collection_name=collection_name,
-                   connection_args={"uri": milvus_uri}, coalescing=False)
+    plain = Milvus(
+        embeddings,
+        collection_name=collection_name,
+        connection_args={"uri": milvus_uri},
+        coalescing=False,
+    )
     await merged.aadd_documents(docs(200), ids=[f"d{i}" for i in range(200)])
     rng = random.Random(7)
     requests = [
-        (f"document number {rng.randrange(200)}", rng.choice([1, 3, 5]),
-         rng.choice([None, {"group": "g1"}, "n < 100"]))
+        (
+            f"document number {rng.randrange(200)}",
+            rng.choice([1, 3, 5]),
+            rng.choice([None, {"group": "g1"}, "n < 100"]),
+        )
         for _ in range(300)
     ]
     calls.clear()
@@ -324,9 +335,7 @@ async def test_a_bad_filter_fails_only_its_own_caller(milvus_uri, collection_nam
     await store.aclose()
 
 
-async def test_bad_input_fails_its_caller_before_anything_is_written(
-    milvus_uri, collection_name
-):
+async def test_bad_input_fails_its_caller_before_anything_is_written(milvus_uri, collection_name):
     store, _ = store_for(milvus_uri, collection_name, CountingEmbeddings(size=DIM))
     await store.aadd_texts(["seed"], ids=["seed"])
     results = await asyncio.gather(
@@ -338,14 +347,20 @@ async def test_bad_input_fails_its_caller_before_anything_is_written(
     assert results[0] == ["a"] and results[2] == ["c"]
     assert isinstance(results[1], InvalidInputError)
     assert sorted(d.id for d in await store.aget_by_ids(["a", "b", "c", "seed"])) == [
-        "a", "c", "seed",
+        "a",
+        "c",
+        "seed",
     ]
     await store.aclose()
 
 
 async def test_cancelled_adds_before_sending_are_not_written(milvus_uri, collection_name):
-    store, _ = store_for(milvus_uri, collection_name, CountingEmbeddings(size=DIM),
-                         coalescing=CoalescingSettings(window=0.2))
+    store, _ = store_for(
+        milvus_uri,
+        collection_name,
+        CountingEmbeddings(size=DIM),
+        coalescing=CoalescingSettings(window=0.2),
+    )
     await store.aadd_texts(["seed"], ids=["seed"])
     tasks = [
         asyncio.ensure_future(store.aadd_embeddings([f"t{i}"], [[0.1] * DIM], ids=[f"x{i}"]))
@@ -365,11 +380,19 @@ async def test_random_mix_matches_the_uncoalesced_store(milvus_uri, collection_n
     """Concurrent adds, searches and deletes: same final contents as without coalescing."""
     rng = random.Random(11)
     embeddings = CountingEmbeddings(size=DIM)
-    merged = Milvus(embeddings, collection_name=collection_name,
-                    connection_args={"uri": milvus_uri}, consistency_level="Strong")
-    plain = Milvus(embeddings, collection_name=collection_name + "_plain",
-                   connection_args={"uri": milvus_uri}, consistency_level="Strong",
-                   coalescing=False)
+    merged = Milvus(
+        embeddings,
+        collection_name=collection_name,
+        connection_args={"uri": milvus_uri},
+        consistency_level="Strong",
+    )
+    plain = Milvus(
+        embeddings,
+        collection_name=collection_name + "_plain",
+        connection_args={"uri": milvus_uri},
+        consistency_level="Strong",
+        coalescing=False,
+    )
     for store in (merged, plain):
         await store.aadd_documents(docs(50), ids=[f"d{i}" for i in range(50)])
     ops = []
@@ -446,8 +469,12 @@ class CountingSyncEmbeddings(DeterministicFakeEmbedding):
 
 def test_add_texts_streams_a_generator_in_batches(milvus_uri, collection_name):
     embeddings = CountingSyncEmbeddings(size=DIM)
-    store = Milvus(embeddings, collection_name=collection_name,
-                   connection_args={"uri": milvus_uri}, consistency_level="Strong")
+    store = Milvus(
+        embeddings,
+        collection_name=collection_name,
+        connection_args={"uri": milvus_uri},
+        consistency_level="Strong",
+    )
     pulled = []
 
     def texts():
@@ -459,8 +486,9 @@ def test_add_texts_streams_a_generator_in_batches(milvus_uri, collection_name):
         for i in range(2500):
             yield {"n": i}
 
-    ids = store.add_texts(texts(), metadatas=metadatas(), batch_size=1000,
-                          ids=(f"s{i}" for i in range(2500)))
+    ids = store.add_texts(
+        texts(), metadatas=metadatas(), batch_size=1000, ids=(f"s{i}" for i in range(2500))
+    )
     assert ids == [f"s{i}" for i in range(2500)]
     assert embeddings.texts_embedded == 2500  # nothing embedded twice
     assert embeddings.largest_call == 1000  # never more than a batch in memory

@@ -422,7 +422,9 @@ async def test_concurrent_calls_share_requests(srv: OfflineEmbeddingServer) -> N
     # a caller whose input the server rejects fails alone
     bad = "word " * 40_000  # over the server's 8192-token limit per input
     outcome = await asyncio.gather(
-        client.aembed(["fine"]), client.aembed([bad]), client.aembed(["also fine"]),
+        client.aembed(["fine"]),
+        client.aembed([bad]),
+        client.aembed(["also fine"]),
         return_exceptions=True,
     )
     assert outcome[0] == expected(["fine"]) and outcome[2] == expected(["also fine"])
