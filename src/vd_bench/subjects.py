@@ -73,6 +73,8 @@ class Subject(ABC):
     name: ClassVar[str]
     integration: ClassVar[str]
     label: ClassVar[str]
+    #: ``module.Class`` of the store, imported when first needed.
+    store_path: ClassVar[str]
     #: True for the integrations we compare against.
     anchor: ClassVar[bool] = False
 
@@ -87,6 +89,10 @@ class Subject(ABC):
 
     @abstractmethod
     def _make_embeddings(self) -> Any: ...
+
+    def _store_class(self) -> Any:
+        module, _, name = self.store_path.rpartition(".")
+        return getattr(importlib.import_module(module), name)
 
     @abstractmethod
     def open(self, workload: str, collection: str) -> Any:
@@ -149,7 +155,6 @@ class Subject(ABC):
 
 class LangChainSubject(Subject):
     integration = "langchain"
-    store_path: ClassVar[str]
 
     def _make_embeddings(self) -> Any:
         from langchain_vd.embeddings import OpenAIEmbeddings
@@ -159,10 +164,6 @@ class LangChainSubject(Subject):
             base_url=self.endpoint.embeddings_base_url,
             api_key=self.endpoint.embeddings_api_key,
         )
-
-    def _store_class(self) -> Any:
-        module, _, name = self.store_path.rpartition(".")
-        return getattr(importlib.import_module(module), name)
 
     def open(self, workload: str, collection: str) -> Any:
         # The tutorial's init_vector_store(); upserts need ids the caller chooses.
@@ -250,7 +251,6 @@ class LangChainMilvus(LangChainSubject):
 
 class LlamaIndexSubject(Subject):
     integration = "llama_index"
-    store_path: ClassVar[str]
 
     def _make_embeddings(self) -> Any:
         from llama_index_vd.embeddings import OpenAIEmbedding
@@ -260,10 +260,6 @@ class LlamaIndexSubject(Subject):
             base_url=self.endpoint.embeddings_base_url,
             api_key=self.endpoint.embeddings_api_key,
         )
-
-    def _store_class(self) -> Any:
-        module, _, name = self.store_path.rpartition(".")
-        return getattr(importlib.import_module(module), name)
 
     def open(self, workload: str, collection: str) -> Any:
         dim = len(self.embeddings.get_query_embedding("dimension probe"))
