@@ -142,6 +142,18 @@ def test_settings_are_validated(kwargs):
         CoalescingSettings(**kwargs)
 
 
+def test_coalescing_argument_forms():
+    assert (
+        CoalescingSettings.coerce(None) == CoalescingSettings.coerce(True) == CoalescingSettings()
+    )
+    assert CoalescingSettings.coerce(None, max_batch=64).max_batch == 64
+    assert not CoalescingSettings.coerce(False).enabled
+    custom = CoalescingSettings(window=0.01)
+    assert CoalescingSettings.coerce(custom) is custom
+    with pytest.raises(ValueError, match="CoalescingSettings or a bool"):
+        CoalescingSettings.coerce("yes")
+
+
 # ----- query embeddings ------------------------------------------------------------------------
 
 

@@ -736,3 +736,16 @@ async def test_llama_index_async_equals_sync(srv: OfflineEmbeddingServer) -> Non
     rebuilt = OpenAIEmbedding.from_dict(embedding.to_dict())
     assert rebuilt.dimensions == 16 and rebuilt.base_url == srv.base_url
     await embedding.aclose()
+
+
+def test_adapters_forward_every_client_setting(srv: OfflineEmbeddingServer) -> None:
+    from vd_integrations.coalesce import CoalescingSettings
+
+    settings = {"base_url": srv.base_url, "dimensions": 8, "coalescing": False, "retry": FAST}
+    lc = OpenAIEmbeddings(**settings)
+    li = OpenAIEmbedding(**settings, embed_batch_size=16)
+    for client in (lc.client, li.client):
+        assert client.dimensions == 8 and client.coalescing == CoalescingSettings.disabled()
+    assert li.embed_batch_size == 16
+    with pytest.raises(TypeError, match="Unknown OpenAIEmbeddingClient settings"):
+        OpenAIEmbeddings(base_url=srv.base_url, dimension=8)

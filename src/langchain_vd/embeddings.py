@@ -6,21 +6,15 @@ The async methods are native (``AsyncOpenAI``), not the thread-pool default of
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
 from vd_integrations.openai_embeddings import (
-    DEFAULT_MAX_BATCH_TOKENS,
-    DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MODEL,
-    DEFAULT_RETRY,
-    DEFAULT_TIMEOUT,
-    MAX_BATCH_SIZE,
     OpenAIEmbeddingClient,
     client_from_settings,
 )
-from vd_integrations.retry import RetrySettings
 
 __all__ = ["OpenAIEmbeddings"]
 
@@ -28,38 +22,20 @@ __all__ = ["OpenAIEmbeddings"]
 class OpenAIEmbeddings(Embeddings):
     """OpenAI (or OpenAI-compatible) embeddings with real async I/O.
 
-    Takes the keyword arguments of :class:`OpenAIEmbeddingClient`, or an existing
-    ``client=`` (then no other settings). ``api_key`` defaults to ``$OPENAI_API_KEY``.
+    Takes the keyword arguments of :class:`OpenAIEmbeddingClient` (``base_url``,
+    ``api_key``, ``dimensions``, ``batch_size``, ``max_concurrency``, ``retry``, ``timeout``,
+    ``coalescing``, ...), or an existing ``client=`` (then no other settings). ``api_key``
+    defaults to ``$OPENAI_API_KEY``.
     """
 
     def __init__(
         self,
         model: str = DEFAULT_MODEL,
         *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        dimensions: int | None = None,
-        batch_size: int = MAX_BATCH_SIZE,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        retry: RetrySettings = DEFAULT_RETRY,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        default_headers: Mapping[str, str] | None = None,
-        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         client: OpenAIEmbeddingClient | None = None,
+        **settings: Any,
     ) -> None:
-        self._client = client_from_settings(
-            client,
-            model=model,
-            base_url=base_url,
-            api_key=api_key,
-            dimensions=dimensions,
-            batch_size=batch_size,
-            max_concurrency=max_concurrency,
-            retry=retry,
-            timeout=timeout,
-            default_headers=default_headers,
-            max_batch_tokens=max_batch_tokens,
-        )
+        self._client = client_from_settings(client, model=model, **settings)
 
     @property
     def client(self) -> OpenAIEmbeddingClient:

@@ -8,23 +8,18 @@ The API key lives only in the private core client: never in fields, ``repr`` or 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
 from vd_integrations.openai_embeddings import (
-    DEFAULT_MAX_BATCH_TOKENS,
-    DEFAULT_MAX_CONCURRENCY,
+    CLIENT_SETTINGS,
     DEFAULT_MODEL,
-    DEFAULT_RETRY,
-    DEFAULT_TIMEOUT,
     MAX_BATCH_SIZE,
     OpenAIEmbeddingClient,
     client_from_settings,
 )
-from vd_integrations.retry import RetrySettings
 
 __all__ = ["OpenAIEmbedding"]
 
@@ -56,34 +51,14 @@ class OpenAIEmbedding(BaseEmbedding):
         self,
         model: str = DEFAULT_MODEL,
         *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        dimensions: int | None = None,
-        batch_size: int = MAX_BATCH_SIZE,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        retry: RetrySettings = DEFAULT_RETRY,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        default_headers: Mapping[str, str] | None = None,
-        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
         client: OpenAIEmbeddingClient | None = None,
         embed_batch_size: int = MAX_BATCH_SIZE,
         **kwargs: Any,
     ) -> None:
         model = kwargs.pop("model_name", None) or model
         kwargs.pop("class_name", None)  # present when rebuilt with from_dict()
-        core = client_from_settings(
-            client,
-            model=model,
-            base_url=base_url,
-            api_key=api_key,
-            dimensions=dimensions,
-            batch_size=batch_size,
-            max_concurrency=max_concurrency,
-            retry=retry,
-            timeout=timeout,
-            default_headers=default_headers,
-            max_batch_tokens=max_batch_tokens,
-        )
+        settings = {name: kwargs.pop(name) for name in CLIENT_SETTINGS if name in kwargs}
+        core = client_from_settings(client, model=model, **settings)
         super().__init__(
             model_name=core.model,
             base_url=core.base_url,

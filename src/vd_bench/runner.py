@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 from vd_bench.corpus import POPULATION
@@ -325,8 +326,6 @@ def endpoint_for(
     subject_name: str, config: BenchConfig, base_url: str | None, api_key: str | None
 ) -> Endpoint:
     """Where ``subject_name`` stores data: ``config.uri`` or its own embedded Lite file."""
-    from pathlib import Path
-
     if config.uri:
         uri = config.uri
     else:

@@ -65,6 +65,18 @@ class CoalescingSettings:
     def disabled(cls) -> CoalescingSettings:
         return cls(enabled=False)
 
+    @classmethod
+    def coerce(cls, value: CoalescingSettings | bool | None, **defaults: Any) -> CoalescingSettings:
+        """The settings a ``coalescing=`` argument asks for: None/True mean the defaults
+        (``defaults`` override the class's), False turns merging off."""
+        if value is None or value is True:
+            return cls(**defaults)
+        if value is False:
+            return cls.disabled()
+        if isinstance(value, cls):
+            return value
+        raise ValueError(f"coalescing must be a CoalescingSettings or a bool, got {value!r}.")
+
 
 @dataclass
 class _Pending:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHARS_PER_TOKEN",
+    "CLIENT_SETTINGS",
     "DEFAULT_MAX_BATCH_TOKENS",
     "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_MODEL",
@@ -307,15 +308,7 @@ class OpenAIEmbeddingClient:
         self.retry = retry
         self.timeout = timeout
         self.default_headers = dict(default_headers) if default_headers else None
-        if coalescing is None or coalescing is True:
-            coalescing = CoalescingSettings(max_batch=batch_size)
-        elif coalescing is False:
-            coalescing = CoalescingSettings.disabled()
-        elif not isinstance(coalescing, CoalescingSettings):
-            raise TypeError(
-                f"coalescing must be a CoalescingSettings or a bool, got {coalescing!r}."
-            )
-        self.coalescing = coalescing
+        self.coalescing = CoalescingSettings.coerce(coalescing, max_batch=batch_size)
         self.__api_key = _resolve_api_key(api_key, base_url)
         self._sync_client: openai.OpenAI | None = None
         self._sync_lock = threading.Lock()
@@ -508,6 +501,7 @@ class OpenAIEmbeddingClient:
         """Close the running loop's async client, then everything :meth:`close` closes."""
         state = self._async.pop_current()
         if state is not None:
+            await state.coalescer.aclose()  # merged requests in flight still use the client
             await state.closer.aclose()
         self.close()
 
@@ -529,6 +523,8 @@ _SETTING_DEFAULTS = {
     for name, param in inspect.signature(OpenAIEmbeddingClient.__init__).parameters.items()
     if param.default is not inspect.Parameter.empty
 }
+#: Names of the keyword arguments of :class:`OpenAIEmbeddingClient` (``model`` included).
+CLIENT_SETTINGS = frozenset(_SETTING_DEFAULTS)
 
 
 def client_from_settings(

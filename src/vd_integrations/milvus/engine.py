@@ -244,19 +244,12 @@ class MilvusEngine:
         self.config = config or ConnectionConfig()
         self.embedder = embedder
         self.timeout = timeout
-        if coalescing is None or coalescing is True:
-            coalescing = CoalescingSettings()
-        elif coalescing is False:
-            coalescing = CoalescingSettings.disabled()
-        elif not isinstance(coalescing, CoalescingSettings):
-            raise InvalidInputError(
-                f"coalescing must be a CoalescingSettings or a bool, got {coalescing!r}."
-            )
-        self.coalescing = coalescing
+        self.coalescing = CoalescingSettings.coerce(coalescing)
         check_positive_int(max_concurrent_rpcs, "max_concurrent_rpcs")
         self.max_concurrent_rpcs = max_concurrent_rpcs
         self.query_cache = QueryEmbeddingCache(query_cache_size)
         self.batch_query_embeddings = batch_query_embeddings
+        self._batchable_for: tuple[Embedder, bool] | None = None
         self._layout: CollectionLayout | None = None
         self._drop_pending = bool(drop_old)
         self._sync_client: Any = None
@@ -363,12 +356,22 @@ class MilvusEngine:
         cached = self.query_cache.get(step.text)
         if cached is not None:
             return cached
-        if batches_query_embeddings(embedder, self.batch_query_embeddings):
+        if self._queries_batchable(embedder):
             vector = await coalescer.submit(("embed", "queries"), step.text, self._aembed_queries)
         else:
             vector = await embed_async(embedder, step)
         self.query_cache.put(step.text, vector)
         return vector
+
+    def _queries_batchable(self, embedder: Embedder) -> bool:
+        """Whether concurrent query embeddings may share one call (decided once per embedder)."""
+        cached = self._batchable_for
+        if cached is None or cached[0] is not embedder:
+            cached = self._batchable_for = (
+                embedder,
+                batches_query_embeddings(embedder, self.batch_query_embeddings),
+            )
+        return cached[1]
 
     async def _aembed_documents(self, parts: list[list[str]]) -> list[list[list[float]]]:
         """One ``aembed_documents`` call for the texts of every caller, split back."""
@@ -463,6 +466,7 @@ class MilvusEngine:
         resources = self._async.pop_current()
         client = self._detach_clients()
         if resources is not None:
+            await resources.coalescer.aclose()  # batches in flight still use the client
             await resources.client.close()
         if client is not None:  # closing may stop an embedded Milvus Lite: not on the loop
             await asyncio.to_thread(client.close)
