@@ -8,19 +8,24 @@ shells around one generator operation, so the twins cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence, Sized
+from typing import Any, ClassVar, Protocol, TypeVar
 
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForRetrieverRun,
+    CallbackManagerForRetrieverRun,
+)
 from langchain_core.documents import Document
-from langchain_core.vectorstores import VectorStore
+from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 
 from vd_integrations.batching import DEFAULT_BATCH_SIZE
 from vd_integrations.errors import InvalidInputError
 from vd_integrations.milvus.schema import Record
 from vd_integrations.ops import Op
 from vd_integrations.progress import progress_bar
+from vd_integrations.validation import check_id_list, check_unit_interval
 
-__all__ = ["Engine", "EngineVectorStore"]
+__all__ = ["Engine", "EngineRetriever", "EngineVectorStore"]
 
 T = TypeVar("T")
 S = TypeVar("S", bound="EngineVectorStore")
@@ -59,6 +64,39 @@ def _pick_filter(expr: FilterLike, kwargs: Mapping[str, Any]) -> FilterLike:
     return expr if expr not in (None, "", {}) else other
 
 
+class EngineRetriever(VectorStoreRetriever):
+    """``VectorStoreRetriever`` that also knows ``search_type="hybrid"`` (dense + BM25,
+    ``hybrid_search``) and ``"full_text"`` (BM25 only, ``full_text_search``)."""
+
+    allowed_search_types: ClassVar[Collection[str]] = (
+        "similarity",
+        "similarity_score_threshold",
+        "mmr",
+        "hybrid",
+        "full_text",
+    )
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        store: Any = self.vectorstore
+        if self.search_type == "hybrid":
+            return store.hybrid_search(query, **(self.search_kwargs | kwargs))
+        if self.search_type == "full_text":
+            return store.full_text_search(query, **(self.search_kwargs | kwargs))
+        return super()._get_relevant_documents(query, run_manager=run_manager, **kwargs)
+
+    async def _aget_relevant_documents(
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
+        store: Any = self.vectorstore
+        if self.search_type == "hybrid":
+            return await store.ahybrid_search(query, **(self.search_kwargs | kwargs))
+        if self.search_type == "full_text":
+            return await store.afull_text_search(query, **(self.search_kwargs | kwargs))
+        return await super()._aget_relevant_documents(query, run_manager=run_manager, **kwargs)
+
+
 class EngineVectorStore(VectorStore):
     """LangChain ``VectorStore`` over an :class:`Engine`; subclasses set ``self._engine``."""
 
@@ -77,6 +115,24 @@ class EngineVectorStore(VectorStore):
     def _pk_value(self, record: Record) -> str | int:
         """A primary key as ``get_pks`` returns it."""
         return record.id
+
+    def _hybrid_op(
+        self,
+        query: str,
+        *,
+        k: int,
+        fetch_k: int | None,
+        ranker: Any,
+        ranker_params: Mapping[str, Any] | None,
+        filter: Any,
+        param: dict | None = None,
+    ) -> Op[list[Record]]:
+        """The engine's hybrid search (dense + BM25, fused; higher scores are better)."""
+        raise NotImplementedError(f"{type(self).__name__} has no hybrid search.")
+
+    def _full_text_op(self, query: str, *, k: int, filter: Any) -> Op[list[Record]]:
+        """The engine's full-text (BM25-only) search."""
+        raise NotImplementedError(f"{type(self).__name__} has no full-text search.")
 
     @property
     def engine(self) -> Engine:
@@ -147,6 +203,7 @@ class EngineVectorStore(VectorStore):
         expr: FilterLike,
         kwargs: Mapping[str, Any],
     ) -> Op[list[Document]]:
+        check_unit_interval(lambda_mult, "lambda_mult")
         records = yield from self._engine.mmr(
             vector,
             query=query,
@@ -162,6 +219,7 @@ class EngineVectorStore(VectorStore):
         self, ids: Sequence[str] | None, documents: Sequence[Document] | None, batch_size: int
     ) -> Op[list[str]]:
         documents = list(documents or [])
+        ids = check_id_list(ids)
         if ids is None:
             ids = [doc.id for doc in documents] if any(doc.id for doc in documents) else None
         elif len(ids) != len(documents):
@@ -193,6 +251,7 @@ class EngineVectorStore(VectorStore):
         return [self._pk_value(r) for r in records]
 
     def _get_by_ids_op(self, ids: Sequence[str]) -> Op[list[Document]]:
+        ids = check_id_list(ids) or []
         records = yield from self._engine.query(ids=list(dict.fromkeys(ids)))
         by_id = {r.id: _to_document(r) for r in records}
         return [by_id[str(i)] for i in dict.fromkeys(ids) if str(i) in by_id]
@@ -454,20 +513,170 @@ class EngineVectorStore(VectorStore):
         )
         return await self._engine.arun(op, timeout=timeout)
 
+    # ----- hybrid (dense + BM25) and full-text search --------------------------------------------
+
+    def _hybrid_scored_op(
+        self,
+        query: str,
+        k: int,
+        fetch_k: int | None,
+        ranker: Any,
+        ranker_params: Mapping[str, Any] | None,
+        expr: FilterLike,
+        kwargs: Mapping[str, Any],
+    ) -> Op[list[tuple[Document, float]]]:
+        records = yield from self._hybrid_op(
+            query,
+            k=k,
+            fetch_k=fetch_k,
+            ranker=ranker,
+            ranker_params=ranker_params,
+            filter=_pick_filter(expr, kwargs),
+            param=kwargs.get("param"),
+        )
+        return [(_to_document(r), float(r.score or 0.0)) for r in records]
+
+    def _full_text_scored_op(
+        self, query: str, k: int, expr: FilterLike, kwargs: Mapping[str, Any]
+    ) -> Op[list[tuple[Document, float]]]:
+        records = yield from self._full_text_op(query, k=k, filter=_pick_filter(expr, kwargs))
+        return [(_to_document(r), float(r.score or 0.0)) for r in records]
+
+    def hybrid_search(
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        fetch_k: int | None = None,
+        ranker: str = "rrf",
+        ranker_params: dict[str, Any] | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """Dense + BM25 search fused by reciprocal rank (``ranker="rrf"``, ``ranker_params=
+        {"k": 60}``) or weighted scores (``"weighted"``, ``{"weights": [dense, sparse]}`` or
+        ``{"alpha": a}``). Each leg fetches ``fetch_k`` candidates (default ``max(4k, 20)``)
+        under the same filter (``expr=`` or ``filter=``)."""
+        op = self._hybrid_scored_op(query, k, fetch_k, ranker, ranker_params, expr, kwargs)
+        return self._engine.run(self._docs_op(op), timeout=timeout)
+
+    async def ahybrid_search(
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        fetch_k: int | None = None,
+        ranker: str = "rrf",
+        ranker_params: dict[str, Any] | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        op = self._hybrid_scored_op(query, k, fetch_k, ranker, ranker_params, expr, kwargs)
+        return await self._engine.arun(self._docs_op(op), timeout=timeout)
+
+    def hybrid_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        fetch_k: int | None = None,
+        ranker: str = "rrf",
+        ranker_params: dict[str, Any] | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """:meth:`hybrid_search` with each document's fused score (higher is better)."""
+        op = self._hybrid_scored_op(query, k, fetch_k, ranker, ranker_params, expr, kwargs)
+        return self._engine.run(op, timeout=timeout)
+
+    async def ahybrid_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        fetch_k: int | None = None,
+        ranker: str = "rrf",
+        ranker_params: dict[str, Any] | None = None,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        op = self._hybrid_scored_op(query, k, fetch_k, ranker, ranker_params, expr, kwargs)
+        return await self._engine.arun(op, timeout=timeout)
+
+    def full_text_search(
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """The ``k`` best BM25 (keyword) matches of ``query``, no embedding involved."""
+        op = self._full_text_scored_op(query, k, expr, kwargs)
+        return self._engine.run(self._docs_op(op), timeout=timeout)
+
+    async def afull_text_search(
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        op = self._full_text_scored_op(query, k, expr, kwargs)
+        return await self._engine.arun(self._docs_op(op), timeout=timeout)
+
+    def full_text_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        """:meth:`full_text_search` with each document's BM25 score (higher is better)."""
+        op = self._full_text_scored_op(query, k, expr, kwargs)
+        return self._engine.run(op, timeout=timeout)
+
+    async def afull_text_search_with_score(
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        expr: FilterLike = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> list[tuple[Document, float]]:
+        op = self._full_text_scored_op(query, k, expr, kwargs)
+        return await self._engine.arun(op, timeout=timeout)
+
+    def as_retriever(self, **kwargs: Any) -> VectorStoreRetriever:
+        """A retriever; besides LangChain's search types, ``search_type="hybrid"`` (search
+        kwargs of :meth:`hybrid_search`) and ``"full_text"``."""
+        tags = kwargs.pop("tags", None) or [*self._get_retriever_tags()]
+        return EngineRetriever(vectorstore=self, tags=tags, **kwargs)
+
     # ----- delete / upsert / metadata / ids -----------------------------------------------------
 
     def delete(
         self, ids: list[str] | None = None, expr: FilterLike = None, **kwargs: Any
     ) -> bool | None:
         """Delete by ids and/or filter expression. Missing ids are not an error."""
-        op = self._engine.delete(ids, _pick_filter(expr, kwargs))
+        op = self._engine.delete(check_id_list(ids), _pick_filter(expr, kwargs))
         self._engine.run(op, timeout=kwargs.get("timeout"))
         return True
 
     async def adelete(
         self, ids: list[str] | None = None, expr: FilterLike = None, **kwargs: Any
     ) -> bool | None:
-        op = self._engine.delete(ids, _pick_filter(expr, kwargs))
+        op = self._engine.delete(check_id_list(ids), _pick_filter(expr, kwargs))
         await self._engine.arun(op, timeout=kwargs.get("timeout"))
         return True
 

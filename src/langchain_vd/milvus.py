@@ -15,21 +15,136 @@ Differences from langchain-milvus, all deliberate:
 - Returned documents carry ``Document.id``; ``get_by_ids`` exists.
 - Nothing touches the network in the constructor: the collection is created (once,
   even under concurrent first writes) by the first write.
+
+Hybrid search: ``builtin_function=BM25BuiltInFunction()`` (ours or langchain-milvus') with
+``vector_field=["dense", "sparse"]`` (or just the dense name) adds an analyzed text field,
+the BM25 function and its sparse index to a new collection. Then ``hybrid_search`` /
+``ahybrid_search`` fuse a dense and a BM25 leg server side, ``full_text_search`` runs BM25
+alone, ``as_retriever(search_type="hybrid")`` retrieves with hybrid search, and -- as in
+langchain-milvus -- ``similarity_search`` on such a store is a hybrid search too
+(``ranker_type`` / ``ranker_params`` / ``fetch_k`` accepted; RRF by default).
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
+from pymilvus import Function, FunctionType
 
-from langchain_vd._base import EngineVectorStore
+from langchain_vd._base import EngineVectorStore, _pick_filter, _to_document
 from vd_integrations.coalesce import CoalescingSettings
+from vd_integrations.errors import InvalidInputError
 from vd_integrations.milvus.config import DEFAULT_EMBEDDED_URI, ConnectionConfig
 from vd_integrations.milvus.engine import MilvusEngine
+from vd_integrations.milvus.hybrid import SparseSpec, sparse_spec_from_builtin
 from vd_integrations.milvus.schema import CollectionSpec, Record
+from vd_integrations.ops import Op
+from vd_integrations.retry import RetrySettings
 
-__all__ = ["Milvus"]
+__all__ = ["BM25BuiltInFunction", "Milvus"]
+
+
+class BM25BuiltInFunction:
+    """Milvus' built-in BM25 function: the text field becomes a sparse vector server side.
+
+    The constructor of ``langchain_milvus.BM25BuiltInFunction``; pass it (or theirs) as
+    ``Milvus(..., builtin_function=BM25BuiltInFunction())``. Needs Milvus 2.5+ or
+    Milvus Lite 3.x.
+
+    Example:
+        .. code-block:: python
+
+            BM25BuiltInFunction(analyzer_params={"type": "english"})
+    """
+
+    def __init__(
+        self,
+        *,
+        input_field_names: str = "text",
+        output_field_names: str = "sparse",
+        analyzer_params: dict[Any, Any] | None = None,
+        multi_analyzer_params: dict[Any, Any] | None = None,
+        enable_match: bool = False,
+        function_name: str | None = None,
+    ) -> None:
+        if analyzer_params is not None and multi_analyzer_params is not None:
+            raise InvalidInputError(
+                "analyzer_params and multi_analyzer_params cannot both be set; use "
+                "analyzer_params for one language or multi_analyzer_params for several."
+            )
+        self._function = Function(
+            name=function_name or f"bm25_function_{uuid.uuid4().hex[:8]}",
+            input_field_names=input_field_names,
+            output_field_names=output_field_names,
+            function_type=FunctionType.BM25,
+        )
+        self.analyzer_params = analyzer_params
+        self.multi_analyzer_params = multi_analyzer_params
+        self.enable_match = enable_match
+
+    def __repr__(self) -> str:
+        return (
+            f"BM25BuiltInFunction(input_field_names={self.input_field_names!r}, "
+            f"output_field_names={self.output_field_names!r})"
+        )
+
+    @property
+    def function(self) -> Function:
+        """The pymilvus ``Function``."""
+        return self._function
+
+    @property
+    def input_field_names(self) -> str | list[str]:
+        names = self._function.input_field_names
+        return names[0] if len(names) == 1 else names
+
+    @property
+    def output_field_names(self) -> str | list[str]:
+        names = self._function.output_field_names
+        return names[0] if len(names) == 1 else names
+
+    @property
+    def type(self) -> FunctionType:
+        return self._function.type
+
+    def get_input_field_schema_kwargs(self) -> dict[str, Any]:
+        """The text field's analyzer options (as langchain-milvus)."""
+        kwargs: dict[str, Any] = {"enable_analyzer": True, "enable_match": self.enable_match}
+        if self.multi_analyzer_params is not None:
+            kwargs["multi_analyzer_params"] = self.multi_analyzer_params
+        elif self.analyzer_params is not None:
+            kwargs["analyzer_params"] = self.analyzer_params
+        return kwargs
+
+
+def _hybrid_fields(
+    builtin_function: Any, vector_field: str | Sequence[str], text_field: str
+) -> tuple[str, SparseSpec | None]:
+    """The dense vector field and the BM25 sparse spec, from langchain-milvus' arguments."""
+    functions = (
+        []
+        if builtin_function is None
+        else list(builtin_function)
+        if isinstance(builtin_function, (list, tuple))
+        else [builtin_function]
+    )
+    if len(functions) > 1:
+        raise NotImplementedError(
+            "Only one builtin_function (a BM25BuiltInFunction) is supported; pass one."
+        )
+    sparse = sparse_spec_from_builtin(functions[0], text_field=text_field) if functions else None
+    fields = [vector_field] if isinstance(vector_field, str) else list(vector_field)
+    dense = [f for f in fields if sparse is None or f != sparse.field]
+    if len(dense) > 1:
+        raise NotImplementedError(
+            f"Multiple dense vector fields {dense} are not supported; pass one "
+            f"embedding_function and vector_field=['<dense>', '<BM25 output field>']."
+        )
+    return (dense[0] if dense else "vector"), sparse
 
 
 class Milvus(EngineVectorStore):
@@ -59,7 +174,7 @@ class Milvus(EngineVectorStore):
         *,
         primary_field: str = "pk",
         text_field: str = "text",
-        vector_field: str = "vector",
+        vector_field: str | list[str] = "vector",
         enable_dynamic_field: bool = True,
         metadata_field: str | None = None,
         partition_key_field: str | None = None,
@@ -75,6 +190,7 @@ class Milvus(EngineVectorStore):
         max_concurrent_rpcs: int = 32,
         query_cache_size: int = 0,
         batch_query_embeddings: bool | None = None,
+        retry: RetrySettings | None = None,
     ) -> None:
         """Arguments as in ``langchain_milvus.Milvus``, plus async tuning (keyword-only):
 
@@ -82,16 +198,20 @@ class Milvus(EngineVectorStore):
         ``False`` or ``CoalescingSettings(...)``), ``max_concurrent_rpcs`` caps RPCs in
         flight per event loop, ``query_cache_size`` > 0 caches query embeddings (LRU), and
         ``batch_query_embeddings`` lets concurrent queries share one embedding call (None:
-        only for embedders known to embed queries like documents).
+        only for embedders known to embed queries like documents); ``retry`` is the policy
+        for transient Milvus failures (``RetrySettings``; see the README's Reliability).
         """
-        if isinstance(embedding_function, list) or isinstance(vector_field, list):
+        if isinstance(embedding_function, list):
             raise NotImplementedError(
-                "Multiple vector fields are not supported yet; pass one embedding_function "
-                "and one vector_field."
+                "Multiple embedding functions are not supported; pass one embedding_function "
+                "(plus builtin_function=BM25BuiltInFunction() for hybrid search)."
             )
-        if builtin_function is not None:
+        dense_field, sparse = _hybrid_fields(builtin_function, vector_field, text_field)
+        if sparse is not None and embedding_function is None:
             raise NotImplementedError(
-                "builtin_function (BM25 hybrid search) is not supported yet in langchain_vd."
+                "A BM25-only store (builtin_function without embedding_function) is not "
+                "supported; pass an embedding_function too (full_text_search() then gives "
+                "BM25-only results)."
             )
         del vector_schema, metadata_schema  # accepted for drop-in compatibility; unused
         self.embedding_func = embedding_function
@@ -102,7 +222,7 @@ class Milvus(EngineVectorStore):
             properties=collection_properties,
             primary_field=primary_field,
             text_field=text_field,
-            vector_field=vector_field,
+            vector_field=dense_field,
             metadata_field=metadata_field,
             enable_dynamic_field=enable_dynamic_field or metadata_field is None,
             partition_key_field=partition_key_field,
@@ -114,6 +234,7 @@ class Milvus(EngineVectorStore):
             consistency_level=consistency_level,
             index_params=index_params,
             search_params=search_params,
+            sparse=sparse,
         )
         self._engine = MilvusEngine(
             self._spec,
@@ -127,6 +248,7 @@ class Milvus(EngineVectorStore):
             max_concurrent_rpcs=max_concurrent_rpcs,
             query_cache_size=query_cache_size,
             batch_query_embeddings=batch_query_embeddings,
+            retry=retry,
         )
 
     def __repr__(self) -> str:
@@ -161,6 +283,59 @@ class Milvus(EngineVectorStore):
     def _pk_value(self, record: Record) -> str | int:
         layout = self._engine.layout
         return int(record.id) if layout is not None and layout.pk_is_int else record.id
+
+    def _hybrid_op(
+        self,
+        query: str,
+        *,
+        k: int,
+        fetch_k: int | None,
+        ranker: Any,
+        ranker_params: Mapping[str, Any] | None,
+        filter: Any,
+        param: dict | None = None,
+    ) -> Op[list[Record]]:
+        return self._engine.hybrid_search(
+            query,
+            k=k,
+            dense_k=fetch_k,
+            sparse_k=fetch_k,
+            ranker=ranker,
+            ranker_params=ranker_params,
+            filter=filter,
+            search_params=param,
+        )
+
+    def _full_text_op(self, query: str, *, k: int, filter: Any) -> Op[list[Record]]:
+        return self._engine.full_text_search(query, k=k, filter=filter)
+
+    def _scored_op(
+        self,
+        *,
+        query: str | None = None,
+        vector: Sequence[float] | None = None,
+        k: int,
+        param: dict | None,
+        expr: Any,
+        kwargs: Mapping[str, Any],
+    ) -> Op[list[tuple[Document, float]]]:
+        """As in langchain-milvus, a text search on a store with a BM25 function is hybrid."""
+        if self._spec.sparse is None or vector is not None:
+            return (
+                yield from super()._scored_op(
+                    query=query, vector=vector, k=k, param=param, expr=expr, kwargs=kwargs
+                )
+            )
+        records = yield from self._hybrid_op(
+            query,  # type: ignore[arg-type]
+            k=k,
+            fetch_k=kwargs.get("fetch_k"),
+            ranker=kwargs.get("ranker_type") or kwargs.get("ranker") or "rrf",
+            ranker_params=kwargs.get("ranker_params"),
+            filter=_pick_filter(expr, kwargs),
+            param=param,
+        )
+        return [(_to_document(r), float(r.score or 0.0)) for r in records]
 
     # ----- constructors -------------------------------------------------------------------------
 

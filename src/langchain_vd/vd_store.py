@@ -10,15 +10,22 @@ method and an ``a``-prefixed twin; both run the same operation of the shared
 - Returned documents carry ``Document.id`` and their metadata exactly as stored.
 - Scores from ``similarity_search_with_score`` are vd's (higher is better: cosine in
   [-1, 1], dot the inner product, l2 ``1 / (1 + distance)``); relevance scores are in [0, 1].
+- ``hybrid_search`` / ``full_text_search`` (and ``as_retriever(search_type="hybrid")``) use
+  vd's portable fallback: dense search plus a client-side BM25 scan of the matching
+  documents (O(N)), fused by reciprocal rank fusion (``ranker="rrf"`` only).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
 from langchain_vd._base import EngineVectorStore
+from vd_integrations.milvus.hybrid import vd_hybrid_search, vd_text_search
+from vd_integrations.milvus.schema import Record
+from vd_integrations.ops import Op
 from vd_integrations.vd_engine import VdEngine
 
 __all__ = ["VDVectorStore"]
@@ -75,6 +82,35 @@ class VDVectorStore(EngineVectorStore):
     def client(self) -> Any:
         """The sync vd client (escape hatch)."""
         return self._engine.client
+
+    # ----- hooks for the shared surface -------------------------------------------------------
+
+    def _hybrid_op(
+        self,
+        query: str,
+        *,
+        k: int,
+        fetch_k: int | None,
+        ranker: Any,
+        ranker_params: Mapping[str, Any] | None,
+        filter: Any,
+        param: dict | None = None,
+    ) -> Op[list[Record]]:
+        """vd's fallback: dense search + client-side BM25, fused by reciprocal rank."""
+        return vd_hybrid_search(
+            self._engine,
+            query,
+            k=k,
+            dense_k=fetch_k,
+            sparse_k=fetch_k,
+            ranker=ranker,
+            ranker_params=ranker_params,
+            filter=filter,
+        )
+
+    def _full_text_op(self, query: str, *, k: int, filter: Any) -> Op[list[Record]]:
+        """vd's client-side BM25 over the documents matching ``filter``."""
+        return vd_text_search(self._engine, query, k=k, filter=filter)
 
     # ----- constructors -------------------------------------------------------------------------
 

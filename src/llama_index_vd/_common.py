@@ -64,6 +64,14 @@ def check_ids(ids: Any, what: str) -> list[str] | None:
     return out
 
 
+def _check_ref_doc_id(ref_doc_id: Any) -> None:
+    """``delete`` takes a document id or a list of them; ``None`` is a caller's mistake."""
+    if ref_doc_id is None:
+        raise InvalidInputError(
+            "ref_doc_id must be a document id (a non-empty str) or a list of them, got None."
+        )
+
+
 def check_nodes(nodes: Any, dim: int | None) -> list[BaseNode]:
     """The nodes as a list, each a ``BaseNode`` with an embedding (of ``dim`` if given)."""
     if isinstance(nodes, BaseNode) or not isinstance(nodes, Iterable):
@@ -112,8 +120,14 @@ def node_rows(
     """
     skip = frozenset(skip_keys)
     metadatas = []
-    for node in nodes:
-        meta = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
+    for i, node in enumerate(nodes):
+        try:
+            meta = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
+        except (TypeError, ValueError) as exc:  # pydantic cannot serialise a metadata value
+            raise InvalidInputError(
+                f"node #{i} ({node.node_id!r}) has metadata that cannot be serialised: {exc}. "
+                f"Use str, int, float, bool, None, or lists/dicts of those."
+            ) from None
         meta = {k: v for k, v in meta.items() if k not in skip}
         if extra is not None:
             meta.update(extra(node))
@@ -161,14 +175,30 @@ def query_result(
 class SearchPlan:
     """A validated query: the vector, ``k``, and for MMR ``fetch_k`` and ``lambda_mult``."""
 
-    vector: list[Any]
+    vector: list[Any] | None
     k: int
     fetch_k: int | None = None
     lambda_mult: float = 0.5
+    #: Sparse / hybrid modes: the mode, the query text, each leg's limit (``k`` is the
+    #: number of results), and ``alpha`` (weighted fusion ``[alpha, 1 - alpha]``).
+    mode: VectorStoreQueryMode = VectorStoreQueryMode.DEFAULT
+    query_str: str | None = None
+    dense_k: int | None = None
+    sparse_k: int | None = None
+    alpha: float | None = None
 
     @property
     def mmr(self) -> bool:
         return self.fetch_k is not None
+
+    @property
+    def hybrid(self) -> bool:
+        return self.mode is VectorStoreQueryMode.HYBRID
+
+    @property
+    def sparse_only(self) -> bool:
+        """SPARSE or TEXT_SEARCH: the sparse (BM25) leg alone."""
+        return self.mode in (VectorStoreQueryMode.SPARSE, VectorStoreQueryMode.TEXT_SEARCH)
 
 
 def _positive_int(value: Any, name: str) -> int:
@@ -182,19 +212,68 @@ def _mode(query: VectorStoreQuery, store: str) -> VectorStoreQueryMode:
         mode = VectorStoreQueryMode(query.mode)
     except ValueError:
         raise InvalidInputError(f"Unknown query mode {query.mode!r}.") from None
-    if mode in _SPARSE_MODES:
+    if mode is VectorStoreQueryMode.SEMANTIC_HYBRID:
         raise NotImplementedError(
-            f"{store} does not implement VectorStoreQueryMode.{mode.name} yet: it needs "
-            f"sparse / full-text (BM25) vectors and a hybrid ranker, which are the planned "
-            f"follow-up 'sparse and hybrid search' of the shared engine. Use "
-            f"VectorStoreQueryMode.DEFAULT or MMR."
+            f"{store} does not implement VectorStoreQueryMode.{mode.name} (a semantic "
+            f"reranker); use HYBRID (dense + BM25), SPARSE / TEXT_SEARCH (BM25), DEFAULT or MMR."
         )
-    if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR):
+    if mode not in (VectorStoreQueryMode.DEFAULT, VectorStoreQueryMode.MMR, *_SPARSE_MODES):
         raise NotImplementedError(
             f"{store} does not support VectorStoreQueryMode.{mode.name} (learner modes run "
             f"client side on SimpleVectorStore); use DEFAULT or MMR."
         )
     return mode
+
+
+def _plan_sparse(
+    query: VectorStoreQuery, mode: VectorStoreQueryMode, k: int, dim: int | None
+) -> SearchPlan:
+    """HYBRID: dense leg ``similarity_top_k``, sparse leg ``sparse_top_k`` (default
+    ``similarity_top_k``), ``hybrid_top_k`` results (default ``similarity_top_k``).
+    SPARSE / TEXT_SEARCH: ``sparse_top_k`` (default ``similarity_top_k``) results."""
+    text = query.query_str
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInputError(
+            f"VectorStoreQueryMode.{mode.name} needs query.query_str (the text for the BM25 "
+            f"leg); retrievers set it from the query."
+        )
+    sparse_k = (
+        k if query.sparse_top_k is None else _positive_int(query.sparse_top_k, "sparse_top_k")
+    )
+    if mode is not VectorStoreQueryMode.HYBRID:
+        return SearchPlan(None, sparse_k, mode=mode, query_str=text, sparse_k=sparse_k)
+    alpha = query.alpha
+    if alpha is not None and (
+        isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0.0 <= alpha <= 1.0
+    ):
+        raise InvalidInputError(
+            f"alpha must be a number in [0, 1] (1 = dense only, 0 = BM25 only), got {alpha!r}."
+        )
+    vector = query.query_embedding
+    tolist = getattr(vector, "tolist", None)
+    vector = tolist() if callable(tolist) else vector
+    if vector is None or isinstance(vector, (str, bytes)) or not isinstance(vector, Sequence):
+        raise InvalidInputError(
+            "VectorStoreQueryMode.HYBRID needs query.query_embedding for the dense leg (a "
+            "retriever embeds the query with its embed_model)."
+        )
+    if dim is not None and len(vector) != dim:
+        raise InvalidInputError(
+            f"query_embedding has dimension {len(vector)}, but the store was created with "
+            f"dim={dim}."
+        )
+    hybrid_k = (
+        k if query.hybrid_top_k is None else _positive_int(query.hybrid_top_k, "hybrid_top_k")
+    )
+    return SearchPlan(
+        list(vector),
+        hybrid_k,
+        mode=mode,
+        query_str=text,
+        dense_k=k,
+        sparse_k=sparse_k,
+        alpha=None if alpha is None else float(alpha),
+    )
 
 
 def plan_search(
@@ -209,6 +288,8 @@ def plan_search(
         raise InvalidInputError(f"query must be a VectorStoreQuery, got {type(query).__name__}.")
     mode = _mode(query, store)
     k = _positive_int(query.similarity_top_k, "similarity_top_k")
+    if mode in _SPARSE_MODES:
+        return _plan_sparse(query, mode, k, dim)
     vector = query.query_embedding
     tolist = getattr(vector, "tolist", None)  # numpy arrays
     vector = tolist() if callable(tolist) else vector
@@ -279,9 +360,11 @@ class EngineShells:
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every node of the document ``ref_doc_id`` (a list of ids is accepted too)."""
+        _check_ref_doc_id(ref_doc_id)
         self._engine.run(self._delete_op(ref_doc_id))
 
     async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        _check_ref_doc_id(ref_doc_id)
         await self._engine.arun(self._delete_op(ref_doc_id))
 
     def delete_nodes(

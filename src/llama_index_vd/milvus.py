@@ -28,16 +28,25 @@ VARCHAR column, the node text in ``text``, the vector in ``embedding``, and node
 - Similarities are raw Milvus scores (a distance for L2); for MMR they are the selected
   nodes' search scores (LlamaIndex returns MMR objective values). ``add`` ignores
   ``force_flush`` (Milvus persists on its own).
-- ``enable_sparse``, ``sparse_embedding_function``, ``hybrid_ranker(_params)`` and
-  ``sparse_index_config`` are accepted; SPARSE / HYBRID / TEXT_SEARCH queries raise
-  ``NotImplementedError`` (follow-up: sparse and hybrid search). ``enable_dense=False``
-  is rejected. ``index_management`` is accepted: a new collection always gets its index,
-  an existing one is used as is. ``output_fields`` only limits the metadata of rows
+- Hybrid search: ``enable_sparse=True`` gives a new collection an analyzed text field, a
+  built-in BM25 function into ``sparse_embedding_field`` and its sparse index
+  (``sparse_index_config``); a ``sparse_embedding_function`` (LlamaIndex's
+  ``BaseSparseEmbeddingFunction`` shape: ``encode_documents`` / ``encode_queries``, async
+  twins optional) stores caller-computed sparse vectors instead. Query modes ``HYBRID``
+  (dense leg ``similarity_top_k``, sparse leg ``sparse_top_k``, ``hybrid_top_k`` results,
+  fused by ``hybrid_ranker`` / ``hybrid_ranker_params``, or weighted ``[alpha, 1 - alpha]``
+  when the query sets ``alpha``), ``SPARSE`` and ``TEXT_SEARCH`` (BM25 only,
+  ``sparse_top_k`` results). Similarities: fused scores / BM25 scores, higher is better.
+  BM25 needs Milvus 2.5+ or Milvus Lite 3.x. ``enable_dense=False`` is rejected.
+  ``index_management`` is accepted: a new collection always gets its index, an existing
+  one is used as is. ``output_fields`` only limits the metadata of rows
   written by other tools (nodes carry their metadata in ``_node_content``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,11 +54,13 @@ from enum import Enum
 from typing import Any
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
-from llama_index.core.schema import BaseNode
+from llama_index.core.schema import BaseNode, MetadataMode
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
     MetadataFilters,
     VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
 )
 from llama_index.core.vector_stores.utils import (
     DEFAULT_DOC_ID_KEY,
@@ -81,12 +92,20 @@ from vd_integrations.filters import (
 )
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.engine import MilvusEngine, Op
+from vd_integrations.milvus.hybrid import (
+    Ranker,
+    SparseSpec,
+    make_ranker,
+    sparse_spec_from_builtin,
+    with_sparse_vectors,
+)
 from vd_integrations.milvus.schema import (
     VARCHAR_MAX_LENGTH,
     CollectionLayout,
     CollectionSpec,
     Record,
 )
+from vd_integrations.retry import RetrySettings
 
 __all__ = ["DEFAULT_MILVUS_URI", "IndexManagement", "MilvusVectorStore"]
 
@@ -145,6 +164,40 @@ def _index_params(index_config: Mapping[str, Any] | None, metric: str, field: st
     return {"index_type": index_type, "metric_type": metric_type, "params": params}
 
 
+_SPARSE_QUERY_MODES = (
+    VectorStoreQueryMode.HYBRID,
+    VectorStoreQueryMode.SPARSE,
+    VectorStoreQueryMode.TEXT_SEARCH,
+)
+
+
+def _sparse_spec(function: Any, field: str, text_key: str) -> SparseSpec:
+    """BM25 by default (or from a ``BM25BuiltInFunction``), else the caller's sparse vectors."""
+    if function is None:
+        return SparseSpec(field=field, bm25=True)
+    if hasattr(getattr(function, "function", None), "input_field_names"):  # BM25BuiltInFunction
+        spec = sparse_spec_from_builtin(function, text_field=text_key)
+        return dataclasses.replace(spec, field=field)
+    if not callable(getattr(function, "encode_documents", None)) or not callable(
+        getattr(function, "encode_queries", None)
+    ):
+        raise InvalidInputError(
+            f"sparse_embedding_function must have encode_documents(texts) and "
+            f"encode_queries(texts) returning {{dimension: weight}} dicts (LlamaIndex's "
+            f"BaseSparseEmbeddingFunction), got {type(function).__name__}; or leave it None "
+            f"for Milvus' built-in BM25."
+        )
+    return SparseSpec(field=field, bm25=False)
+
+
+async def _acall_encoder(function: Any, name: str, texts: list[str]) -> list[Any]:
+    """``function.async_<name>(texts)`` if it has one, else ``<name>`` on a worker thread."""
+    native = getattr(function, f"async_{name}", None)
+    if native is not None:
+        return list(await native(texts))
+    return list(await asyncio.to_thread(getattr(function, name), texts))
+
+
 def _index_management(value: Any) -> IndexManagement:
     try:
         return IndexManagement(getattr(value, "value", value))
@@ -171,7 +224,8 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
 
     Besides LlamaIndex's arguments: ``coalescing`` (concurrent async adds, queries and
     deletes merged into batched requests; on by default, ``False`` turns it off) and
-    ``max_concurrent_rpcs`` (RPCs in flight per event loop).
+    ``max_concurrent_rpcs`` (RPCs in flight per event loop) and ``retry`` (a
+    ``RetrySettings`` policy for transient Milvus failures).
     """
 
     stores_text: bool = True
@@ -206,6 +260,8 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
 
     _engine: MilvusEngine = PrivateAttr()
     _columns: dict[str, Any] = PrivateAttr()
+    _ranker: Ranker = PrivateAttr()
+    _sparse_fn: Any = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -237,6 +293,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
         hybrid_ranker_params: dict | None = None,
         coalescing: CoalescingSettings | bool | None = None,
         max_concurrent_rpcs: int = 32,
+        retry: RetrySettings | None = None,
         **kwargs: Any,
     ) -> None:
         if not enable_dense:
@@ -248,11 +305,17 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             raise InvalidInputError(
                 f"hybrid_ranker must be one of {_RANKERS}, got {hybrid_ranker!r}."
             )
-        if enable_sparse:
-            _log.warning(
-                "enable_sparse=True is accepted, but sparse/hybrid search is not implemented "
-                "yet: dense search works, SPARSE/HYBRID/TEXT_SEARCH queries raise."
-            )
+        ranker = make_ranker(
+            hybrid_ranker,
+            hybrid_ranker_params,
+            ranker_arg="hybrid_ranker",
+            params_arg="hybrid_ranker_params",
+        )
+        sparse = (
+            _sparse_spec(sparse_embedding_function, sparse_embedding_field, text_key or "")
+            if enable_sparse
+            else None
+        )
         if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim <= 0):
             raise InvalidInputError(f"dim must be a positive integer, got {dim!r}.")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
@@ -302,15 +365,21 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             index_params=index_params,
             search_params=self.search_config or None,
             scalar_columns=tuple(columns.items()),
+            sparse=None
+            if sparse is None
+            else dataclasses.replace(sparse, index_params=self.sparse_index_config or None),
         )
         kwargs.pop("alias", None)  # pymilvus connection aliases are managed by the engine
         self._columns = columns
+        self._ranker = ranker
+        self._sparse_fn = None if sparse is None or sparse.bm25 else sparse_embedding_function
         self._engine = MilvusEngine(
             spec,
             ConnectionConfig.from_connection_args({"uri": self.uri, "token": token, **kwargs}),
             drop_old=overwrite,
             coalescing=coalescing,
             max_concurrent_rpcs=max_concurrent_rpcs,
+            retry=retry,
         )
 
     @staticmethod
@@ -407,12 +476,15 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
 
     # ----- operations, written once -------------------------------------------------------------
 
-    def _add_op(self, nodes: Sequence[BaseNode]) -> Op[list[str]]:
+    def _add_op(
+        self, nodes: Sequence[BaseNode], sparse: Sequence[Any] | None = None
+    ) -> Op[list[str]]:
         nodes = check_nodes(nodes, self.dim)
         if not nodes:
             return []
         layout = yield from self._engine.ready()
         skip = layout.reserved_keys if layout else {MILVUS_ID_FIELD, self.text_key, "$meta"}
+        skip = {*skip, self.sparse_embedding_field} if self.enable_sparse else skip
         doc_id = self.doc_id_field
         rows = node_rows(
             nodes,
@@ -427,7 +499,56 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             batch_size=self.batch_size,
             upsert=self.upsert_mode,
         )
+        if sparse is not None:  # caller-computed sparse vectors go into the written rows
+            if len(sparse) != len(nodes):
+                raise InvalidInputError(
+                    f"The sparse embedding function returned {len(sparse)} vectors for "
+                    f"{len(nodes)} nodes."
+                )
+            by_id = dict(zip(rows.ids, sparse, strict=True))
+            op = with_sparse_vectors(op, self.sparse_embedding_field, MILVUS_ID_FIELD, by_id)
         return (yield from op)
+
+    # ----- user-supplied sparse embeddings: computed in the shells, sync or async -------------
+
+    def _node_texts(self, nodes: Sequence[BaseNode]) -> list[str]:
+        return [n.get_content(metadata_mode=MetadataMode.NONE) for n in check_nodes(nodes, None)]
+
+    def _needs_sparse_query(self, query: VectorStoreQuery) -> bool:
+        return (
+            self._sparse_fn is not None
+            and isinstance(query, VectorStoreQuery)
+            and query.mode in _SPARSE_QUERY_MODES
+            and isinstance(query.query_str, str)
+        )
+
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
+        """Store nodes with their embeddings (and sparse embeddings, if configured)."""
+        sparse = None
+        if self._sparse_fn is not None and nodes:
+            sparse = list(self._sparse_fn.encode_documents(self._node_texts(nodes)))
+        return self._engine.run(self._add_op(nodes, sparse))
+
+    async def async_add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
+        sparse = None
+        if self._sparse_fn is not None and nodes:
+            texts = self._node_texts(nodes)
+            sparse = await _acall_encoder(self._sparse_fn, "encode_documents", texts)
+        return await self._engine.arun(self._add_op(nodes, sparse))
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """Top nodes for ``query``: DEFAULT, MMR, HYBRID, SPARSE or TEXT_SEARCH mode."""
+        sparse = None
+        if self._needs_sparse_query(query):
+            sparse = self._sparse_fn.encode_queries([query.query_str])[0]
+        return self._engine.run(self._query_op(query, kwargs, sparse))
+
+    async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        sparse = None
+        if self._needs_sparse_query(query):
+            encoded = await _acall_encoder(self._sparse_fn, "encode_queries", [query.query_str])
+            sparse = encoded[0]
+        return await self._engine.arun(self._query_op(query, kwargs, sparse))
 
     def _delete_op(self, ref_doc_id: Any) -> Op[None]:
         doc_ids = check_ids(
@@ -469,8 +590,12 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             nodes.sort(key=lambda node: order.get(node.node_id, len(order)))
         return nodes
 
-    def _query_op(self, query: VectorStoreQuery, kwargs: Mapping[str, Any]) -> Op[Any]:
+    def _query_op(
+        self, query: VectorStoreQuery, kwargs: Mapping[str, Any], sparse_query: Any = None
+    ) -> Op[Any]:
         plan = plan_search(query, kwargs, store=type(self).__name__, dim=self.dim)
+        if plan.hybrid:  # bad ranker settings fail before any I/O
+            make_ranker(self._ranker, alpha=plan.alpha)
         if kwargs.get("milvus_scalar_filters") is not None:
             raise NotImplementedError(
                 "milvus_scalar_filters is not supported; express the condition with "
@@ -494,12 +619,38 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             doc_ids=doc_ids,
             string_expr=kwargs.get("string_expr"),
         )
-        records = yield from self._search_op(plan, expr, kwargs.get("milvus_search_config"))
+        records = yield from self._search_op(
+            plan, expr, kwargs.get("milvus_search_config"), sparse_query
+        )
         return query_result(records, self._to_node)
 
     def _search_op(
-        self, plan: SearchPlan, expr: str | None, search_params: Mapping[str, Any] | None
+        self,
+        plan: SearchPlan,
+        expr: str | None,
+        search_params: Mapping[str, Any] | None,
+        sparse_query: Any = None,
     ) -> Op[list[Record]]:
+        if plan.hybrid:
+            return (
+                yield from self._engine.hybrid_search(
+                    plan.query_str,
+                    vector=plan.vector,
+                    sparse_vector=sparse_query,
+                    k=plan.k,
+                    dense_k=plan.dense_k,
+                    sparse_k=plan.sparse_k,
+                    ranker=make_ranker(self._ranker, alpha=plan.alpha),
+                    filter=expr,
+                    search_params=search_params,
+                )
+            )
+        if plan.sparse_only:
+            return (
+                yield from self._engine.full_text_search(
+                    plan.query_str, sparse_vector=sparse_query, k=plan.k, filter=expr
+                )
+            )
         if plan.mmr:
             return (
                 yield from self._engine.mmr(

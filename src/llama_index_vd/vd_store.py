@@ -13,6 +13,10 @@ sync/async pair of one-line shells over one operation of the shared
   equivalent and raise a clear error.
 - Adding an existing node id replaces it. Similarities are vd scores (higher is better:
   cosine in [-1, 1], dot the inner product, l2 ``1 / (1 + distance)``).
+- ``HYBRID``, ``SPARSE`` and ``TEXT_SEARCH`` modes use vd's portable fallback: dense search
+  plus a client-side BM25 scan of the matching documents (O(N)), fused by reciprocal rank
+  fusion (``sparse_top_k`` / ``hybrid_top_k`` honoured; ``alpha`` is refused, as weighted
+  fusion needs a native backend such as ``MilvusVectorStore``).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from llama_index_vd._common import (
 )
 from llama_index_vd.filters import to_vd_filter
 from vd_integrations.errors import InvalidInputError
+from vd_integrations.milvus.hybrid import vd_hybrid_search, vd_text_search
 from vd_integrations.ops import Op
 from vd_integrations.vd_engine import VdEngine
 
@@ -186,7 +191,27 @@ class VDVectorStore(EngineShells, BasePydanticVectorStore):
             check_ids(query.node_ids, "node_ids") or None,
             check_ids(query.doc_ids, "doc_ids") or None,
         )
-        if plan.mmr:
+        if plan.hybrid:
+            if plan.alpha is not None:
+                raise InvalidInputError(
+                    "VDVectorStore fuses HYBRID results by reciprocal rank (vd's fallback), so "
+                    "alpha (weighted fusion) cannot be honoured; drop alpha, or use "
+                    "MilvusVectorStore for weighted fusion."
+                )
+            records = yield from vd_hybrid_search(
+                self._engine,
+                plan.query_str or "",
+                vector=plan.vector,
+                k=plan.k,
+                dense_k=plan.dense_k,
+                sparse_k=plan.sparse_k,
+                filter=flt,
+            )
+        elif plan.sparse_only:
+            records = yield from vd_text_search(
+                self._engine, plan.query_str or "", k=plan.k, filter=flt
+            )
+        elif plan.mmr:
             records = yield from self._engine.mmr(
                 plan.vector,
                 k=plan.k,

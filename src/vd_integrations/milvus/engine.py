@@ -18,13 +18,14 @@ building, validation and result parsing therefore cannot drift between the twins
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from vd_integrations.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES, split_rows
@@ -39,7 +40,7 @@ from vd_integrations.errors import (
 )
 from vd_integrations.filters import and_exprs, ids_expr, translate_filter
 from vd_integrations.loops import PerLoop
-from vd_integrations.milvus import coalescing
+from vd_integrations.milvus import coalescing, faults, hybrid
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
 from vd_integrations.mmr import maximal_marginal_relevance
@@ -56,10 +57,20 @@ from vd_integrations.ops import (
     embed_sync,
     require_embedder,
 )
+from vd_integrations.retry import RetrySettings, acall_with_retry, call_with_retry
 from vd_integrations.scoring import relevance_fn
-from vd_integrations.validation import check_positive_int, check_same_length, check_vectors
+from vd_integrations.validation import (
+    check_column,
+    check_metadata_values,
+    check_positive_int,
+    check_same_length,
+    check_text,
+    check_utf8,
+    check_vectors,
+)
 
 __all__ = [
+    "DEFAULT_RPC_RETRY",
     "EmbedDocuments",
     "EmbedQuery",
     "Embedder",
@@ -72,6 +83,12 @@ __all__ = [
 
 T = TypeVar("T")
 _END = object()
+
+#: Retries for transient RPC failures: about 15 s of backoff, enough for a Milvus Lite
+#: server or a standalone Milvus to restart, bounded by a per-call ``timeout`` if given.
+DEFAULT_RPC_RETRY = RetrySettings(
+    max_attempts=8, initial_backoff=0.2, max_backoff=4.0, multiplier=2.0, jitter=0.5, deadline=60.0
+)
 FilterLike = str | Mapping[str, Any] | None
 
 
@@ -111,12 +128,14 @@ logging.getLogger("pymilvus.decorators").addFilter(_HandledIndexWaitFilter())
 
 @dataclass
 class _LoopResources:
-    """What one event loop owns: its client, setup lock, coalescer and RPC slots."""
+    """What one event loop owns: its client, setup lock, coalescer, RPC slots and the
+    write lock used when the server needs writes one at a time."""
 
     client: Any
     lock: asyncio.Lock
     coalescer: Coalescer[Any, Any]
     rpc_slots: asyncio.Semaphore
+    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 # --------------------------------------------------------------------------------------------
@@ -168,6 +187,10 @@ def _translate_error(exc: Exception, step: Step | None, collection: str) -> Exce
     """A clear, typed error for a failed step (the original stays as ``__cause__``)."""
     if isinstance(exc, (InvalidInputError, CollectionNotFoundError, StoreClosedError)):
         return exc
+    if isinstance(exc, RuntimeError) and "no running event loop" in str(exc):
+        from vd_integrations.loops import unsupported_loop_error  # e.g. awaited under trio
+
+        return unsupported_loop_error()
     if not _looks_like_milvus_error(exc):
         return exc
     message = getattr(exc, "message", None) or getattr(exc, "details", lambda: None)() or str(exc)
@@ -180,22 +203,6 @@ def _translate_error(exc: Exception, step: Step | None, collection: str) -> Exce
         )
     method = step.method if isinstance(step, Rpc) else type(step).__name__
     return MilvusOperationError(f"Milvus {method} on collection {collection!r} failed: {message}")
-
-
-_TRANSIENT_CODES = frozenset(
-    {"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "UNKNOWN", "ABORTED"}
-)
-
-
-def _rejected_by_server(exc: BaseException) -> bool:
-    """True when Milvus (or pymilvus' own checks) refused a request, so nothing of it was
-    applied and its parts may be sent again one by one. Transport failures are not."""
-    if isinstance(exc, InvalidInputError):
-        return True
-    if not type(exc).__module__.startswith("pymilvus"):
-        return False
-    code = _grpc_code_name(exc)
-    return code not in _TRANSIENT_CODES and "UNAVAILABLE" not in str(exc)
 
 
 def _looks_like_milvus_error(exc: BaseException) -> bool:
@@ -232,18 +239,26 @@ class MilvusEngine:
         max_concurrent_rpcs: int = 32,
         query_cache_size: int = 0,
         batch_query_embeddings: bool | None = None,
+        retry: RetrySettings | None = None,
     ) -> None:
         """``coalescing`` merges concurrent async calls (see :mod:`vd_integrations.coalesce`;
         ``False`` turns it off); ``max_concurrent_rpcs`` caps RPCs in flight per event loop;
         ``query_cache_size`` > 0 keeps an LRU cache of query embeddings;
         ``batch_query_embeddings`` lets concurrent query embeddings go to the embedder as one
         ``aembed_documents`` call (None: only for embedders known to embed queries and
-        documents alike, see :func:`~vd_integrations.embedding_batching.batches_query_embeddings`).
+        documents alike, see :func:`~vd_integrations.embedding_batching.batches_query_embeddings`);
+        ``retry`` is the policy for transient RPC failures (default :data:`DEFAULT_RPC_RETRY`;
+        ``RetrySettings.disabled()`` turns retries off).
         """
         self.spec = spec
         self.config = config or ConnectionConfig()
         self.embedder = embedder
         self.timeout = timeout
+        if retry is not None and not isinstance(retry, RetrySettings):
+            raise TypeError(
+                f"retry must be a vd_integrations.RetrySettings, got {type(retry).__name__}."
+            )
+        self.retry = DEFAULT_RPC_RETRY if retry is None else retry
         self.coalescing = CoalescingSettings.coerce(coalescing)
         check_positive_int(max_concurrent_rpcs, "max_concurrent_rpcs")
         self.max_concurrent_rpcs = max_concurrent_rpcs
@@ -257,6 +272,9 @@ class MilvusEngine:
         self._client_lock = threading.Lock()
         self._async = PerLoop(self._new_loop_resources)
         self._closed = False
+        #: Whether writes must be sent one at a time (Milvus Lite); None until known.
+        self._serial_writes: bool | None = True if self.config.is_embedded else None
+        self._sync_write_lock = threading.Lock()
         #: RPCs sent to Milvus so far, by pymilvus method (merged calls count once).
         self.rpc_counts: Counter[str] = Counter()
 
@@ -328,9 +346,7 @@ class MilvusEngine:
 
     def _perform(self, step: Step) -> Any:
         if isinstance(step, Rpc):
-            method, kwargs = _client_call(step)
-            self.rpc_counts[method] += 1
-            return getattr(self.client, method)(**kwargs)
+            return self._call(step)
         if isinstance(step, Exclusive):
             with self._sync_setup_lock:
                 return self.run(step.op)
@@ -399,16 +415,114 @@ class MilvusEngine:
         size = coalescing.part_size(step.method, step.kwargs)
         return await self._async.get().coalescer.submit(key, step, self._arun_merged, size)
 
-    async def _acall(self, step: Rpc) -> Any:
-        """Await one RPC on the running loop's client, within the loop's RPC slots."""
-        resources = self._async.get()
-        method, kwargs = _client_call(step)
-        async with resources.rpc_slots:
-            if step.method == "delete":
-                self.rpc_counts["query"] += 1
-                await self._acheck_filter(resources.client, step)
+    # ----- one RPC, retried (sync and async shells over the same policy) -------------------
+
+    def _retry_plan(self, step: Rpc) -> tuple[RetrySettings, Callable[[BaseException], bool]]:
+        """The policy for ``step``: its ``timeout`` also bounds the retries, and only
+        transient failures of requests that are safe to send again are retried."""
+        settings = self.retry
+        timeout = step.kwargs.get("timeout")
+        if isinstance(timeout, (int, float)) and timeout > 0:
+            deadline = timeout if settings.deadline is None else min(settings.deadline, timeout)
+            settings = replace(settings, deadline=deadline)
+        auto_id = bool(self._layout and self._layout.auto_id)
+
+        def retryable(exc: BaseException) -> bool:
+            return faults.is_transient(exc) and faults.safe_to_retry(
+                step.method, exc, auto_id=auto_id
+            )
+
+        return settings, retryable
+
+    def _resend_as(self, step: Rpc) -> Rpc:
+        """What a retry sends: an insert with primary keys becomes an upsert, so a first
+        attempt that was applied after all is not duplicated."""
+        if step.method == "insert" and not (self._layout and self._layout.auto_id):
+            return Rpc("upsert", step.kwargs)
+        return step
+
+    def _operation_name(self, step: Rpc) -> str:
+        return f"Milvus {step.method} on collection {self.spec.name!r}"
+
+    # Milvus Lite (3.2) appends concurrent writes to one collection's write-ahead log from
+    # several server threads without a lock; after a crash its recovery stops at the first
+    # interleaved record and acknowledged rows are lost. Writes to it go one at a time
+    # (coalescing still merges them, so little throughput is lost).
+
+    def _writes_one_at_a_time(self) -> bool:
+        if self._serial_writes is None:
+            self._serial_writes = faults.is_milvus_lite(self._server_version(self.client))
+        return self._serial_writes is not False  # unknown (server down?): the safe choice
+
+    async def _awrites_one_at_a_time(self, client: Any) -> bool:
+        if self._serial_writes is None:
+            try:
+                version = str(await client.get_server_version())
+            except Exception:
+                version = None
+            self._serial_writes = faults.is_milvus_lite(version)
+        return self._serial_writes is not False  # unknown (server down?): the safe choice
+
+    @staticmethod
+    def _server_version(client: Any) -> str | None:
+        try:
+            return str(client.get_server_version())
+        except Exception:
+            return None
+
+    def _call(self, step: Rpc) -> Any:
+        """One RPC on the sync client, retried per :attr:`retry`."""
+        settings, retryable = self._retry_plan(step)
+        attempts = iter([step])
+
+        def attempt() -> Any:
+            method, kwargs = _client_call(next(attempts, None) or self._resend_as(step))
+            serial = method in _WRITES and self._writes_one_at_a_time()
+            with self._sync_write_lock if serial else contextlib.nullcontext():
+                self.rpc_counts[method] += 1
+                try:
+                    return getattr(self.client, method)(**kwargs)
+                except Exception as exc:
+                    if not _reload_helps(step, exc):
+                        raise
+            self.rpc_counts["load_collection"] += 1
+            self.client.load_collection(**_load_kwargs(step))
             self.rpc_counts[method] += 1
-            return await getattr(resources.client, method)(**kwargs)
+            return getattr(self.client, method)(**kwargs)
+
+        return call_with_retry(attempt, settings, retryable, operation=self._operation_name(step))
+
+    async def _acall(self, step: Rpc) -> Any:
+        """One RPC on the running loop's client within its RPC slots, retried per
+        :attr:`retry` (the slot is released while backing off)."""
+        settings, retryable = self._retry_plan(step)
+        attempts = iter([step])
+
+        async def attempt() -> Any:
+            resources = self._async.get()
+            method, kwargs = _client_call(next(attempts, None) or self._resend_as(step))
+            serial = method in _WRITES and await self._awrites_one_at_a_time(resources.client)
+            async with resources.rpc_slots:
+                if step.method == "delete":
+                    self.rpc_counts["query"] += 1
+                    await self._acheck_filter(resources.client, step)
+                self.rpc_counts[method] += 1
+                try:
+                    if serial:
+                        async with resources.write_lock:
+                            return await getattr(resources.client, method)(**kwargs)
+                    return await getattr(resources.client, method)(**kwargs)
+                except Exception as exc:
+                    if not _reload_helps(step, exc):
+                        raise
+                self.rpc_counts["load_collection"] += 1
+                await resources.client.load_collection(**_load_kwargs(step))
+                self.rpc_counts[method] += 1
+                return await getattr(resources.client, method)(**kwargs)
+
+        return await acall_with_retry(
+            attempt, settings, retryable, operation=self._operation_name(step)
+        )
 
     @staticmethod
     async def _acheck_filter(client: Any, step: Rpc) -> None:
@@ -435,7 +549,7 @@ class MilvusEngine:
         try:
             result = await self._acall(merged)
         except Exception as exc:
-            if not _rejected_by_server(exc):
+            if not faults.rejected_by_server(exc):
                 raise  # the request may have been applied: do not send the parts again
             return list(
                 await asyncio.gather(*(self._acall(s) for s in steps), return_exceptions=True)
@@ -543,6 +657,8 @@ class MilvusEngine:
 
     def _create(self, dim: int) -> Op[CollectionLayout]:
         spec = self.spec
+        if spec.sparse is not None:  # a clear error on servers without BM25 / sparse fields
+            yield from hybrid.check_server(self, spec.sparse)
         try:
             yield self._rpc("create_collection", **spec.create_kwargs(dim))
         except Exception as exc:
@@ -584,21 +700,23 @@ class MilvusEngine:
             )
 
     def _ensure_index(self) -> Op[None]:
+        # One create_index call per field (the vector, and a sparse field if any): on
+        # milvus-lite the async client's call fails after creating the first index.
         name = self.spec.name
-        if (yield self._rpc("list_indexes", collection_name=name)):
-            return
-        try:
-            yield self._rpc(
-                "create_index", collection_name=name, index_params=self.spec.build_index_params()
-            )
-        except Exception as exc:
-            if _is_unimplemented(exc):
-                # milvus-lite 3.x: the async client's index call creates the index, then fails
-                # waiting for it with UNIMPLEMENTED (pymilvus#3711). Confirm it exists.
-                if not (yield self._rpc("list_indexes", collection_name=name)):
+        for field_name, params in self.spec.field_indexes():
+            listed = {"collection_name": name, "field_name": field_name}
+            if (yield self._rpc("list_indexes", **listed)):
+                continue
+            try:
+                yield self._rpc("create_index", collection_name=name, index_params=params)
+            except Exception as exc:
+                if _is_unimplemented(exc):
+                    # milvus-lite 3.x: the async client's index call creates the index, then
+                    # fails waiting for it with UNIMPLEMENTED (pymilvus#3711). Confirm it.
+                    if not (yield self._rpc("list_indexes", **listed)):
+                        raise
+                elif not _already_exists(exc):
                     raise
-            elif not _already_exists(exc):
-                raise
 
     def _drop(self) -> Op[None]:
         if (yield self._rpc("has_collection", collection_name=self.spec.name)):
@@ -669,6 +787,9 @@ class MilvusEngine:
         then fails its batch, and earlier batches stay written.
         """
         check_positive_int(batch_size, "batch_size")
+        check_column(texts, "texts", optional=False)
+        for name, column in (("vectors", vectors), ("metadatas", metadatas), ("ids", ids)):
+            check_column(column, name)
         if isinstance(texts, Sequence) and not isinstance(texts, str):
             return (
                 yield from self._add_all(
@@ -728,6 +849,7 @@ class MilvusEngine:
         for i, (text, meta) in enumerate(zip(texts, metas, strict=True)):
             self._check_text(layout, i, text)
             layout.check_metadata(i, meta)
+            check_metadata_values(i, meta)
         metas = [dict(m) for m in metas]
 
         out_ids: list[str] = []
@@ -792,7 +914,7 @@ class MilvusEngine:
             if isinstance(key, str):
                 if not key:
                     raise InvalidInputError("ids must be non-empty strings.")
-                if len(key.encode()) > layout.pk_max_length:
+                if check_utf8(key, f"id {key[:40]!r}") > layout.pk_max_length:
                     raise InvalidInputError(
                         f"id {key[:40]!r}... is longer than the primary key's max_length "
                         f"({layout.pk_max_length} bytes)."
@@ -807,9 +929,7 @@ class MilvusEngine:
 
     @staticmethod
     def _check_text(layout: CollectionLayout, index: int, text: Any) -> None:
-        if not isinstance(text, str):
-            raise InvalidInputError(f"text #{index} must be a str, got {type(text).__name__}.")
-        size = len(text.encode("utf-8"))
+        size = check_text(index, text)
         if size > layout.text_max_length:
             raise InvalidInputError(
                 f"text #{index} is {size} bytes (UTF-8), over the text field's max_length of "
@@ -1003,6 +1123,58 @@ class MilvusEngine:
         pk = layout.primary_field
         return [layout.record_from_entity(row[pk], row) for row in rows]
 
+    def hybrid_search(
+        self,
+        query: str | None = None,
+        *,
+        k: int,
+        vector: Sequence[float] | None = None,
+        sparse_vector: Any = None,
+        dense_k: int | None = None,
+        sparse_k: int | None = None,
+        ranker: Any = "rrf",
+        ranker_params: Mapping[str, Any] | None = None,
+        filter: FilterLike = None,
+        search_params: Mapping[str, Any] | None = None,
+        sparse_search_params: Mapping[str, Any] | None = None,
+    ) -> Op[list[Record]]:
+        """Dense + BM25 (sparse) search fused by Milvus (RRF or weighted); see
+        :func:`.hybrid.hybrid_search`. Scores are the fused score, higher is better."""
+        return hybrid.hybrid_search(
+            self,
+            query,
+            vector=vector,
+            sparse_vector=sparse_vector,
+            k=k,
+            dense_k=dense_k,
+            sparse_k=sparse_k,
+            ranker=ranker,
+            ranker_params=ranker_params,
+            filter=filter,
+            search_params=search_params,
+            sparse_search_params=sparse_search_params,
+        )
+
+    def full_text_search(
+        self,
+        query: str | None = None,
+        *,
+        k: int,
+        sparse_vector: Any = None,
+        filter: FilterLike = None,
+        search_params: Mapping[str, Any] | None = None,
+    ) -> Op[list[Record]]:
+        """BM25-only search (or the user-supplied sparse field); scores are BM25 scores,
+        higher is better; see :func:`.hybrid.sparse_search`."""
+        return hybrid.sparse_search(
+            self,
+            query,
+            sparse_vector=sparse_vector,
+            k=k,
+            filter=filter,
+            search_params=search_params,
+        )
+
     def count(self) -> Op[int]:
         """Number of entities in the collection (0 if it does not exist)."""
         layout = yield from self.ready()
@@ -1026,6 +1198,22 @@ def _client_call(step: Rpc) -> tuple[str, dict[str, Any]]:
     kwargs = dict(step.kwargs)
     kwargs["filter"] = ids_expr(kwargs.pop("pk_field"), kwargs.pop("ids"))
     return "delete", kwargs
+
+
+_READS = frozenset({"search", "query", "get", "hybrid_search"})
+_WRITES = frozenset({"insert", "upsert", "delete"})
+
+
+def _reload_helps(step: Rpc, exc: BaseException) -> bool:
+    """A read failed because the collection is not loaded, e.g. after a server restart."""
+    return step.method in _READS and faults.collection_not_loaded(exc)
+
+
+def _load_kwargs(step: Rpc) -> dict[str, Any]:
+    kwargs = {"collection_name": step.kwargs["collection_name"]}
+    if step.kwargs.get("timeout") is not None:
+        kwargs["timeout"] = step.kwargs["timeout"]
+    return kwargs
 
 
 def _with_timeout(step: Step, timeout: float | None) -> Step:

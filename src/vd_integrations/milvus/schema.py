@@ -12,13 +12,17 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
-from pymilvus import DataType, MilvusClient
+from pymilvus import DataType, FunctionType, MilvusClient
 
 from vd_integrations.errors import InvalidInputError
 from vd_integrations.filters import FieldRef, dynamic_field, json_field, scalar_field
 from vd_integrations.scoring import normalize_metric
+
+if TYPE_CHECKING:
+    from vd_integrations.milvus.hybrid import SparseSpec
 
 __all__ = ["VARCHAR_MAX_LENGTH", "CollectionLayout", "CollectionSpec", "Record"]
 
@@ -71,6 +75,8 @@ class CollectionSpec:
     consistency_level: str = "Session"
     index_params: Mapping[str, Any] | None = None
     search_params: Mapping[str, Any] | None = None
+    #: A sparse field for full-text / hybrid search (see :mod:`.hybrid`); None: dense only.
+    sparse: SparseSpec | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -78,6 +84,8 @@ class CollectionSpec:
         names = [self.primary_field, self.text_field, self.vector_field]
         if self.metadata_field:
             names.append(self.metadata_field)
+        if self.sparse is not None:
+            names.append(self.sparse.field)
         if len(set(names)) != len(names):
             raise InvalidInputError(
                 f"primary_field, text_field, vector_field and metadata_field must differ, "
@@ -115,8 +123,13 @@ class CollectionSpec:
                 auto_id=False,
                 max_length=VARCHAR_MAX_LENGTH,
             )
-        schema.add_field(self.text_field, DataType.VARCHAR, max_length=VARCHAR_MAX_LENGTH)
+        text_kwargs = self.sparse.text_field_kwargs() if self.sparse is not None else {}
+        schema.add_field(
+            self.text_field, DataType.VARCHAR, max_length=VARCHAR_MAX_LENGTH, **text_kwargs
+        )
         schema.add_field(self.vector_field, DataType.FLOAT_VECTOR, dim=dim)
+        if self.sparse is not None:
+            self.sparse.add_to_schema(schema, self.text_field)
         if self.metadata_field:
             schema.add_field(self.metadata_field, DataType.JSON)
         if self.partition_key_field:
@@ -139,6 +152,13 @@ class CollectionSpec:
             params=index["params"],
         )
         return params
+
+    def field_indexes(self) -> list[tuple[str, Any]]:
+        """One ``(field, IndexParams)`` per indexed field: the vector, and the sparse field."""
+        out = [(self.vector_field, self.build_index_params())]
+        if self.sparse is not None:
+            out.append((self.sparse.field, self.sparse.index_params_for_field()))
+        return out
 
     def create_kwargs(self, dim: int) -> dict[str, Any]:
         """Arguments for ``create_collection`` (the index is created separately)."""
@@ -172,6 +192,10 @@ class CollectionLayout:
     pk_max_length: int = VARCHAR_MAX_LENGTH
     text_max_length: int = VARCHAR_MAX_LENGTH
     hidden_fields: frozenset[str] = field(default_factory=frozenset)
+    #: The sparse field for full-text / hybrid search (None: none), and whether a BM25
+    #: function fills it from the text (searches send text) or it holds caller vectors.
+    sparse_field: str | None = None
+    sparse_bm25: bool = False
 
     # ----- reading an existing collection ---------------------------------------------------
 
@@ -213,6 +237,7 @@ class CollectionLayout:
         scalars = tuple(
             f["name"] for f in fields if f["name"] not in reserved and f["name"] not in hidden
         )
+        sparse_field, sparse_bm25 = _sparse_field(spec, description, fields)
         return cls(
             name=spec.name,
             primary_field=primary["name"],
@@ -228,6 +253,8 @@ class CollectionLayout:
             pk_max_length=int((primary.get("params") or {}).get("max_length", VARCHAR_MAX_LENGTH)),
             text_max_length=int((text.get("params") or {}).get("max_length", VARCHAR_MAX_LENGTH)),
             hidden_fields=frozenset(hidden),
+            sparse_field=sparse_field,
+            sparse_bm25=sparse_bm25,
         )
 
     # ----- ids ----------------------------------------------------------------------------
@@ -337,6 +364,29 @@ class CollectionLayout:
                     f"{list(self.scalar_fields)})."
                 )
             _check_json_value(index, key, value)
+
+
+def _sparse_field(
+    spec: CollectionSpec, description: Mapping[str, Any], fields: list[dict[str, Any]]
+) -> tuple[str | None, bool]:
+    """The collection's sparse field (the spec's, else a BM25 output, else the only sparse
+    field) and whether a BM25 function fills it."""
+    bm25_outputs: set[str] = set()
+    for function in description.get("functions", []) or []:
+        get = function.get if isinstance(function, Mapping) else partial(getattr, function)
+        kind = get("type", None)
+        if kind == FunctionType.BM25 or getattr(kind, "name", kind) == "BM25":
+            outputs = get("output_field_names", None) or []
+            bm25_outputs.update([outputs] if isinstance(outputs, str) else outputs)
+    sparse = [f["name"] for f in fields if f.get("type") == DataType.SPARSE_FLOAT_VECTOR]
+    wanted = spec.sparse.field if spec.sparse is not None else None
+    if wanted in sparse:
+        name: str | None = wanted
+    elif len(bm25_outputs & set(sparse)) == 1:
+        name = next(iter(bm25_outputs & set(sparse)))
+    else:
+        name = sparse[0] if len(sparse) == 1 else None
+    return name, name is not None and name in bm25_outputs
 
 
 def _check_json_value(index: int, key: str, value: Any) -> None:

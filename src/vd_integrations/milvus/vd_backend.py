@@ -46,6 +46,7 @@ from vd.filters import matches_filter
 
 from vd_integrations.errors import InvalidInputError, MilvusOperationError
 from vd_integrations.filters import FieldRef, json_field, literal, translate_filter
+from vd_integrations.milvus import hybrid
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.engine import (
     MilvusEngine,
@@ -229,6 +230,8 @@ class VdLayout(CollectionLayout):
                 else _UNBOUNDED
             ),
             hidden_fields=frozenset(hidden),
+            sparse_field=_SPARSE_FIELD if _SPARSE_FIELD in by_name else None,
+            sparse_bm25=_SPARSE_FIELD in by_name,
         )
 
     @property
@@ -389,6 +392,26 @@ def _translatable(filter: Filter | None) -> bool:
     return True
 
 
+def _hybrid_ranker_args(kwargs: dict[str, Any], rrf_k: int) -> tuple[str, Mapping[str, Any] | None]:
+    """``(ranker, ranker_params)`` from ``hybrid_search``'s Milvus-specific kwargs."""
+    ranker = kwargs.pop("ranker", None)
+    params = kwargs.pop("ranker_params", None)
+    shortcuts = {key: kwargs.pop(key) for key in ("weights", "alpha") if key in kwargs}
+    if kwargs:
+        raise TypeError(
+            f"Unexpected hybrid_search arguments {sorted(kwargs)}; the milvus backend accepts "
+            f"ranker='rrf'|'weighted', ranker_params={{...}}, weights=[dense, sparse], alpha=."
+        )
+    if shortcuts:
+        if params is not None:
+            raise ValueError("Pass weights/alpha or ranker_params, not both.")
+        ranker, params = ranker or "weighted", shortcuts
+    ranker = ranker or "rrf"
+    if params is None and hybrid.make_ranker(ranker).kind == "rrf":
+        params = {"k": rrf_k}
+    return ranker, params
+
+
 class MilvusAsyncCollection(AsyncAbstractCollection):
     """A vd collection over one Milvus collection, with non-blocking I/O.
 
@@ -517,6 +540,121 @@ class MilvusAsyncCollection(AsyncAbstractCollection):
             if len(results) >= limit:
                 break
         return results
+
+    # ----- native hybrid search (vd.SupportsHybrid) -----------------------------------------
+
+    async def hybrid_search(
+        self,
+        query: str | Vector,
+        *,
+        query_text: str | None = None,
+        limit: int = 10,
+        filter: Filter | None = None,
+        k_dense: int | None = None,
+        k_lexical: int | None = None,
+        rrf_k: int = 60,
+        egress: Callable[[SearchResult], Any] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[SearchResult]:
+        """Dense + BM25 search fused by Milvus (``vd.hybrid_search_async`` dispatches here).
+
+        The contract of :class:`vd.SupportsHybrid`; scores are fused RRF scores (vd's
+        formula). Milvus-specific knobs: ``ranker="weighted"`` with ``weights=[dense,
+        sparse]`` or ``alpha=a`` (weights ``[a, 1 - a]``), or ``ranker_params={...}``.
+        A collection without the BM25 field (``lexical=False``), or a filter Milvus cannot
+        express, falls back to vd's client-side BM25 and reciprocal rank fusion.
+        """
+        from vd.filters import validate_filter
+
+        validate_filter(filter, supported=self.supported_filter_operators)
+        ranker, params = _hybrid_ranker_args(kwargs, rrf_k)
+        hybrid.make_ranker(ranker, params)  # bad knobs fail before any I/O
+        if isinstance(query, str):
+            text = query_text if query_text is not None else query
+            vector = self._vet_vector(await self._embed_off_loop(query))
+        elif query_text is None:
+            raise ValueError(
+                "hybrid_search needs a `query_text` for the lexical side when `query` is a "
+                "vector. Either pass query_text=..., or pass `query` as a string and let the "
+                "embedder handle both."
+            )
+        else:
+            text, vector = query_text, self._vet_vector(query)
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("hybrid_search needs a non-empty lexical query string.")
+        if limit <= 0:
+            return
+        k_dense = k_dense or hybrid.default_fetch_k(limit)
+        k_lexical = k_lexical or hybrid.default_fetch_k(limit)
+        engine = self._engine
+        layout = await engine.arun(engine.ready())
+        if layout is None:
+            return
+        if layout.sparse_field is not None and _translatable(filter):
+            records = await engine.arun(
+                engine.hybrid_search(
+                    text,
+                    vector=vector,
+                    k=limit,
+                    dense_k=k_dense,
+                    sparse_k=k_lexical,
+                    ranker=ranker,
+                    ranker_params=params,
+                    filter=filter,
+                )
+            )
+            hits: list[SearchResult] = [
+                {"id": r.id, "text": r.text, "score": r.score, "metadata": r.metadata}
+                for r in records
+            ]
+        else:
+            hits = await self._client_side_hybrid(
+                vector, text, limit, filter, k_dense, k_lexical, ranker, params
+            )
+        for hit in hits:
+            yield egress(hit) if egress is not None else hit
+
+    async def _client_side_hybrid(
+        self,
+        vector: Vector,
+        text: str,
+        limit: int,
+        filter: Filter | None,
+        k_dense: int,
+        k_lexical: int,
+        ranker: Any,
+        params: Mapping[str, Any] | None,
+    ) -> list[SearchResult]:
+        """vd's fallback: dense search + BM25 (Milvus' if the field exists, else vd's own
+        over every document), fused client-side by reciprocal rank fusion."""
+        import vd
+
+        fusion = hybrid.make_ranker(ranker, params)
+        if fusion.kind != "rrf":
+            raise ValueError(
+                "Weighted fusion needs Milvus' own hybrid search, which this collection or "
+                "filter cannot use (no BM25 field, or a filter Milvus cannot express); use "
+                "ranker='rrf'."
+            )
+        dense = await self._query(vector, limit=k_dense, filter=filter)
+        engine = self._engine
+        layout = engine.layout
+        if layout is not None and layout.sparse_field is not None:
+            fetch = k_lexical * _OVERFETCH if filter else k_lexical
+            records = await engine.arun(engine.full_text_search(text, k=fetch))
+            lexical = [
+                {"id": r.id, "text": r.text, "score": r.score, "metadata": r.metadata}
+                for r in records
+                if not filter or matches_filter(r.metadata, filter)
+            ][:k_lexical]
+        else:
+            docs = {key: await self.get(key) async for key in self.keys()}
+            lexical = vd.BM25Index(docs, filter=filter).search(text, limit=k_lexical)
+        fused = vd.reciprocal_rank_fusion([dense, lexical], k=fusion.k)[:limit]
+        return [
+            {**{k: v for k, v in hit.items() if k != "rrf_score"}, "score": hit["rrf_score"]}
+            for hit in fused
+        ]
 
 
 def _call(method: str, **kwargs: Any) -> Op[Any]:

@@ -1,0 +1,205 @@
+"""Which Milvus failures are transient, and which requests may be sent again (pure).
+
+pymilvus surfaces one failure in several shapes: a ``grpc.RpcError`` with a status code,
+a ``MilvusException`` raised while it tried to reconnect (with the ``RpcError`` as its
+``__context__``), or a ``MilvusException`` carrying a Milvus error code. The predicates
+here look at the whole exception chain, so each shape is classified the same way.
+
+- :func:`is_transient`: worth retrying (server restarting, connection reset or refused,
+  deadline exceeded, rate limited).
+- :func:`certainly_not_sent`: the request never reached a server (the connection was
+  refused), so even a non-idempotent request may be sent again.
+- :func:`rejected_by_server`: Milvus refused the request, so none of it was applied.
+- :func:`safe_to_retry`: the policy for one RPC -- reads, deletes and writes with primary
+  keys are idempotent (an insert is re-sent as an upsert); an insert into an ``auto_id``
+  collection is re-sent only when :func:`certainly_not_sent`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from vd_integrations.errors import InvalidInputError
+
+__all__ = [
+    "certainly_not_sent",
+    "collection_not_loaded",
+    "error_chain",
+    "grpc_code_name",
+    "is_milvus_lite",
+    "is_transient",
+    "rejected_by_server",
+    "safe_to_retry",
+]
+
+#: gRPC status codes that mean "try again later".
+TRANSIENT_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED"})
+#: Codes after which a request may or may not have been applied.
+UNCERTAIN_CODES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED", "UNKNOWN", "ABORTED"})
+#: Milvus error codes for rate limiting (``ErrorCode.RATE_LIMIT`` and the legacy ``RateLimit``).
+_RATE_LIMIT_CODES = frozenset({8, 49})
+
+_TRANSIENT_MARKERS = (
+    "fail connecting to server",
+    "failed to connect to all addresses",
+    "connection refused",
+    "connection reset",
+    "socket closed",
+    "broken pipe",
+    "stream removed",
+    "goaway",
+    "too_many_pings",
+    "server unavailable",
+    "statuscode.unavailable",
+    "deadline exceeded",
+    "deadline_exceeded",
+    "rate limit",
+    "ratelimit",
+)
+_NOT_SENT_MARKERS = (
+    "fail connecting to server",
+    "failed to connect to all addresses",
+    "connection refused",
+)
+#: Methods whose repetition cannot change the result.
+_IDEMPOTENT = frozenset(
+    {
+        "query",
+        "search",
+        "get",
+        "describe_collection",
+        "has_collection",
+        "list_collections",
+        "list_indexes",
+        "describe_index",
+        "get_load_state",
+        "load_collection",
+        "create_index",
+        "delete",
+        "delete_ids",
+        "upsert",
+        "drop_collection",
+        "flush",
+        "hybrid_search",
+    }
+)
+
+
+def error_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and its causes/contexts, each once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 16:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def grpc_code_name(exc: BaseException) -> str:
+    """The gRPC status code name of ``exc`` (``"UNAVAILABLE"``), or ``""``."""
+    code = getattr(exc, "code", None)
+    if callable(code):
+        try:
+            code = code()
+        except Exception:  # pragma: no cover - defensive
+            return ""
+    name = getattr(code, "name", None)
+    return name if isinstance(name, str) else ""
+
+
+def _text(exc: BaseException) -> str:
+    details = getattr(exc, "details", None)
+    extra = ""
+    if callable(details):
+        try:
+            extra = str(details() or "")
+        except Exception:  # pragma: no cover - defensive
+            extra = ""
+    return f"{exc} {extra}".lower()
+
+
+def _is_rpc_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("grpc") and callable(getattr(exc, "code", None))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that another attempt may not meet: the server is down or
+    restarting, the connection broke, a deadline passed, or Milvus is rate limiting."""
+    if isinstance(exc, InvalidInputError):
+        return False
+    for err in error_chain(exc):
+        if isinstance(err, (ConnectionError, TimeoutError)):
+            return True
+        if grpc_code_name(err) in TRANSIENT_CODES:
+            return True
+        if getattr(err, "code", None) in _RATE_LIMIT_CODES and not _is_rpc_error(err):
+            return True
+        if getattr(err, "compatible_code", None) in _RATE_LIMIT_CODES:
+            return True
+        if type(err).__module__.startswith(("pymilvus", "grpc")):
+            text = _text(err)
+            if any(marker in text for marker in _TRANSIENT_MARKERS):
+                return True
+    return False
+
+
+def certainly_not_sent(exc: BaseException) -> bool:
+    """True when the failure happened before the request reached any server.
+
+    That is the case when connecting failed, and no RPC in the chain failed for another
+    reason (a reset or lost reply may come after the server applied the request).
+    """
+    connect_failed = False
+    for err in error_chain(exc):
+        text = _text(err)
+        refused = any(marker in text for marker in _NOT_SENT_MARKERS)
+        if _is_rpc_error(err) and not refused:
+            return False
+        connect_failed = connect_failed or refused
+    return connect_failed
+
+
+def rejected_by_server(exc: BaseException) -> bool:
+    """True when Milvus (or pymilvus' own checks) refused a request, so nothing of it was
+    applied and its parts may be sent again one by one. Transport failures are not."""
+    if isinstance(exc, InvalidInputError):
+        return True
+    if not type(exc).__module__.startswith("pymilvus"):
+        return False
+    if is_transient(exc):
+        return False
+    return grpc_code_name(exc) not in UNCERTAIN_CODES
+
+
+def collection_not_loaded(exc: BaseException) -> bool:
+    """True when a read failed because the collection is not loaded (Milvus Lite forgets
+    loaded collections when its server restarts)."""
+    for err in error_chain(exc):
+        if type(err).__module__.startswith("pymilvus"):
+            if getattr(err, "code", None) == 101:
+                return True
+            text = _text(err)
+            if "not loaded" in text or "call load()" in text:
+                return True
+    return False
+
+
+def is_milvus_lite(server_version: str | None) -> bool | None:
+    """Whether ``get_server_version()`` came from Milvus Lite (None: not known)."""
+    if server_version is None:
+        return None
+    return "lite" in str(server_version).lower()
+
+
+def safe_to_retry(method: str, exc: BaseException, *, auto_id: bool) -> bool:
+    """Whether the failed RPC ``method`` may be sent again after the transient ``exc``.
+
+    An ``insert`` with primary keys is re-sent as an upsert by the caller, so it is safe;
+    into an ``auto_id`` collection Milvus would assign new keys and duplicate the rows,
+    unless the first request never arrived.
+    """
+    if method in _IDEMPOTENT:
+        return True
+    if method == "insert":
+        return not auto_id or certainly_not_sent(exc)
+    return certainly_not_sent(exc)
