@@ -502,9 +502,6 @@ def test_constructor_defaults_and_arguments(milvus_uri: str) -> None:
 @pytest.mark.parametrize(
     "mode",
     [
-        VectorStoreQueryMode.SPARSE,
-        VectorStoreQueryMode.HYBRID,
-        VectorStoreQueryMode.TEXT_SEARCH,
         VectorStoreQueryMode.SEMANTIC_HYBRID,
         VectorStoreQueryMode.SVM,
     ],

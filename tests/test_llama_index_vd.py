@@ -200,6 +200,16 @@ def test_constructor_and_escape_hatches() -> None:
     "mode",
     [VectorStoreQueryMode.SPARSE, VectorStoreQueryMode.HYBRID, VectorStoreQueryMode.TEXT_SEARCH],
 )
+def test_keyword_query_modes_need_query_str(
+    store: VDVectorStore, mode: VectorStoreQueryMode
+) -> None:
+    with pytest.raises(ValueError, match="query_str"):
+        store.query(vector_query("apple", mode=mode))
+    with pytest.raises(ValueError, match="query_str"):
+        asyncio.run(store.aquery(vector_query("apple", mode=mode)))
+
+
+@pytest.mark.parametrize("mode", [VectorStoreQueryMode.SEMANTIC_HYBRID, VectorStoreQueryMode.SVM])
 def test_unimplemented_query_modes_raise(store: VDVectorStore, mode: VectorStoreQueryMode) -> None:
     with pytest.raises(NotImplementedError, match=mode.name):
         store.query(vector_query("apple", mode=mode))

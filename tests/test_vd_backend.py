@@ -504,8 +504,12 @@ async def test_embedded_milvus_lite_path(tmp_path: Any, monkeypatch: pytest.Monk
 # ----- hybrid search ------------------------------------------------------------------------
 
 
-async def test_hybrid_search_async_falls_back(filled: MilvusAsyncCollection) -> None:
-    assert not hasattr(filled, "hybrid_search")  # so vd fuses dense + client-side BM25
+async def test_hybrid_search_async_without_bm25_field_falls_back(
+    filled: MilvusAsyncCollection,
+) -> None:
+    # native hybrid needs a BM25 field; without one the collection fuses dense results with
+    # a client-side BM25 leg, like vd's own fallback
+    assert isinstance(filled, vd.SupportsHybrid)
     hits = await collect(
         vd.hybrid_search_async(filled, [0.0, 1.0, 0.0, 0.0], query_text="banana bread", limit=3)
     )

@@ -339,6 +339,16 @@ def plan_search(
 S = TypeVar("S", bound="EngineShells")
 
 
+def call_timeout(kwargs: Mapping[str, Any]) -> float | None:
+    """The per-call ``timeout=`` (seconds, retries included) from a method's kwargs."""
+    timeout = kwargs.get("timeout")
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise InvalidInputError(f"timeout must be a positive number of seconds, got {timeout!r}.")
+    return float(timeout)
+
+
 class EngineShells:
     """The LlamaIndex vector-store API as sync/async one-line shells over the store's ops.
 
@@ -353,19 +363,19 @@ class EngineShells:
 
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         """Store nodes with their embeddings; returns their ids."""
-        return self._engine.run(self._add_op(nodes))
+        return self._engine.run(self._add_op(nodes), timeout=call_timeout(add_kwargs))
 
     async def async_add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
-        return await self._engine.arun(self._add_op(nodes))
+        return await self._engine.arun(self._add_op(nodes), timeout=call_timeout(add_kwargs))
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         """Delete every node of the document ``ref_doc_id`` (a list of ids is accepted too)."""
         _check_ref_doc_id(ref_doc_id)
-        self._engine.run(self._delete_op(ref_doc_id))
+        self._engine.run(self._delete_op(ref_doc_id), timeout=call_timeout(delete_kwargs))
 
     async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
         _check_ref_doc_id(ref_doc_id)
-        await self._engine.arun(self._delete_op(ref_doc_id))
+        await self._engine.arun(self._delete_op(ref_doc_id), timeout=call_timeout(delete_kwargs))
 
     def delete_nodes(
         self,
@@ -374,7 +384,8 @@ class EngineShells:
         **delete_kwargs: Any,
     ) -> None:
         """Delete the nodes with these ids and/or matching ``filters`` (both: the intersection)."""
-        self._engine.run(self._delete_nodes_op(node_ids, filters))
+        op = self._delete_nodes_op(node_ids, filters)
+        self._engine.run(op, timeout=call_timeout(delete_kwargs))
 
     async def adelete_nodes(
         self,
@@ -382,7 +393,8 @@ class EngineShells:
         filters: MetadataFilters | None = None,
         **delete_kwargs: Any,
     ) -> None:
-        await self._engine.arun(self._delete_nodes_op(node_ids, filters))
+        op = self._delete_nodes_op(node_ids, filters)
+        await self._engine.arun(op, timeout=call_timeout(delete_kwargs))
 
     def get_nodes(
         self, node_ids: list[str] | None = None, filters: MetadataFilters | None = None
@@ -404,10 +416,10 @@ class EngineShells:
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Top ``similarity_top_k`` nodes (DEFAULT or MMR mode); see the store for kwargs."""
-        return self._engine.run(self._query_op(query, kwargs))
+        return self._engine.run(self._query_op(query, kwargs), timeout=call_timeout(kwargs))
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        return await self._engine.arun(self._query_op(query, kwargs))
+        return await self._engine.arun(self._query_op(query, kwargs), timeout=call_timeout(kwargs))
 
     # ----- lifecycle ----------------------------------------------------------------------------
 

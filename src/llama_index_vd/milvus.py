@@ -72,6 +72,7 @@ from pymilvus import DataType
 from llama_index_vd._common import (
     EngineShells,
     SearchPlan,
+    call_timeout,
     check_ids,
     check_nodes,
     node_rows,
@@ -527,28 +528,30 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
         sparse = None
         if self._sparse_fn is not None and nodes:
             sparse = list(self._sparse_fn.encode_documents(self._node_texts(nodes)))
-        return self._engine.run(self._add_op(nodes, sparse))
+        return self._engine.run(self._add_op(nodes, sparse), timeout=call_timeout(add_kwargs))
 
     async def async_add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         sparse = None
         if self._sparse_fn is not None and nodes:
             texts = self._node_texts(nodes)
             sparse = await _acall_encoder(self._sparse_fn, "encode_documents", texts)
-        return await self._engine.arun(self._add_op(nodes, sparse))
+        op = self._add_op(nodes, sparse)
+        return await self._engine.arun(op, timeout=call_timeout(add_kwargs))
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Top nodes for ``query``: DEFAULT, MMR, HYBRID, SPARSE or TEXT_SEARCH mode."""
         sparse = None
         if self._needs_sparse_query(query):
             sparse = self._sparse_fn.encode_queries([query.query_str])[0]
-        return self._engine.run(self._query_op(query, kwargs, sparse))
+        return self._engine.run(self._query_op(query, kwargs, sparse), timeout=call_timeout(kwargs))
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         sparse = None
         if self._needs_sparse_query(query):
             encoded = await _acall_encoder(self._sparse_fn, "encode_queries", [query.query_str])
             sparse = encoded[0]
-        return await self._engine.arun(self._query_op(query, kwargs, sparse))
+        op = self._query_op(query, kwargs, sparse)
+        return await self._engine.arun(op, timeout=call_timeout(kwargs))
 
     def _delete_op(self, ref_doc_id: Any) -> Op[None]:
         doc_ids = check_ids(

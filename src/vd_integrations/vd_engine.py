@@ -56,7 +56,17 @@ from vd_integrations.ops import (
     embed_sync,
     require_embedder,
 )
-from vd_integrations.validation import check_positive_int, check_same_length, check_vectors
+from vd_integrations.validation import (
+    check_column,
+    check_id_list,
+    check_metadata_values,
+    check_positive_int,
+    check_same_length,
+    check_text,
+    check_unit_interval,
+    check_utf8,
+    check_vectors,
+)
 
 __all__ = ["VdCall", "VdEngine", "VdFilter", "check_filter"]
 
@@ -218,6 +228,8 @@ def _check_ids(ids: list[Any] | None, n: int) -> list[str]:
             )
         elif not key:
             raise InvalidInputError(f"id #{i} is empty; ids must be non-empty strings.")
+        else:
+            check_utf8(key, f"id #{i}")
         if key in seen:
             raise InvalidInputError(f"Duplicate id {key!r} in one call; ids must be unique.")
         seen.add(key)
@@ -227,7 +239,7 @@ def _check_ids(ids: list[Any] | None, n: int) -> list[str]:
 
 def _check_lookup_ids(ids: Iterable[Any], what: str) -> list[str]:
     """Ids to read or delete: strings, duplicates dropped, order kept."""
-    out = list(dict.fromkeys(ids))
+    out = list(dict.fromkeys(check_id_list(ids, f"{what} ids") or ()))
     for key in out:
         if not isinstance(key, str):
             raise InvalidInputError(
@@ -248,6 +260,12 @@ def _check_metadata(index: int, metadata: Any) -> dict[str, Any]:
             raise InvalidInputError(
                 f"metadata #{index} has key {key!r}; metadata keys must be non-empty strings."
             )
+        try:
+            json.dumps(value, allow_nan=False)  # its own message for sets, bytes, objects, NaN
+        except (TypeError, ValueError):
+            pass
+        else:
+            check_metadata_values(index, {key: value})
         try:
             out[key] = json.loads(json.dumps(value, allow_nan=False))
         except (TypeError, ValueError) as exc:
@@ -486,9 +504,12 @@ class VdEngine:
         return drive(op, self._perform)
 
     async def arun(self, op: Op[T], *, timeout: float | None = None) -> T:
-        """Drive ``op`` to completion on the running loop (vd has no per-call timeout)."""
+        """Drive ``op`` to completion on the running loop; ``timeout`` bounds the whole call
+        (vd backends take no per-request timeout, so it is enforced here)."""
         self._check_open()
-        return await adrive(op, self._aperform)
+        if timeout is None:
+            return await adrive(op, self._aperform)
+        return await asyncio.wait_for(adrive(op, self._aperform), timeout)
 
     def _perform(self, step: Step) -> Any:
         if isinstance(step, VdCall):
@@ -626,6 +647,9 @@ class VdEngine:
         Everything is checked before the first write: lengths, ids, texts, metadata, and
         the vectors' dimension (the embedder's output too).
         """
+        check_column(texts, "texts", optional=False)
+        for name, column in (("vectors", vectors), ("metadatas", metadatas), ("ids", ids)):
+            check_column(column, name)
         texts = list(texts)
         metadatas = None if metadatas is None else list(metadatas)
         ids = None if ids is None else list(ids)
@@ -633,8 +657,7 @@ class VdEngine:
         n = check_same_length(texts=texts, metadatas=metadatas, ids=ids, vectors=vectors)
         check_positive_int(batch_size, "batch_size")
         for i, text in enumerate(texts):
-            if not isinstance(text, str):
-                raise InvalidInputError(f"text #{i} must be a str, got {type(text).__name__}.")
+            check_text(i, text)
         keys = _check_ids(ids, n)
         metas = [_check_metadata(i, m) for i, m in enumerate(metadatas or [None] * n)]
         checked = None if vectors is None else check_vectors(vectors, dim=None, what="embedding")
@@ -729,8 +752,7 @@ class VdEngine:
         """Maximal marginal relevance over the ``fetch_k`` nearest, on the stored vectors."""
         check_positive_int(k)
         check_positive_int(fetch_k, "fetch_k")
-        if isinstance(lambda_mult, bool) or not 0.0 <= float(lambda_mult) <= 1.0:
-            raise InvalidInputError(f"lambda_mult must be in [0, 1], got {lambda_mult!r}.")
+        check_unit_interval(lambda_mult, "lambda_mult")
         check_filter(filter)
         if vector is None:
             if not isinstance(query, str):

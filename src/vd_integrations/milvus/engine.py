@@ -304,6 +304,8 @@ class MilvusEngine:
     def _new_loop_resources(self) -> _LoopResources:
         from pymilvus import AsyncMilvusClient
 
+        self._check_open()  # a closed store opens no new connections
+
         return _LoopResources(
             AsyncMilvusClient(**self.config.client_kwargs()),
             asyncio.Lock(),
@@ -558,27 +560,26 @@ class MilvusEngine:
 
     # ----- lifecycle ----------------------------------------------------------------------
 
-    def _detach_clients(self) -> Any:
-        """Mark the engine closed, forget every async client; return the sync client."""
+    def _detach_sync_client(self) -> Any:
+        """Mark the engine closed (new calls raise StoreClosedError); return the sync client."""
         self._closed = True
         client, self._sync_client = self._sync_client, None
-        self._async.pop_all()
         return client
 
     def close(self) -> None:
-        """Close the sync client and forget every async client (their loops own them)."""
-        if self._closed:
-            return
-        client = self._detach_clients()
+        """Close the store: new calls raise :class:`StoreClosedError`, and the sync client is
+        closed. Each event loop's async client belongs to that loop: calls in flight there
+        finish, and ``aclose()`` on that loop (or the loop's end) releases it."""
+        client = self._detach_sync_client()
         if client is not None:
             client.close()
 
     async def aclose(self) -> None:
-        """Close the running loop's async client, then the sync client off the loop."""
-        if self._closed:
-            return
+        """Close the store (see :meth:`close`) and the running loop's async client, once its
+        coalesced batches in flight are done. Other loops keep their clients until they
+        call ``aclose()`` too or end. Safe to call more than once, from every loop."""
         resources = self._async.pop_current()
-        client = self._detach_clients()
+        client = self._detach_sync_client()
         if resources is not None:
             await resources.coalescer.aclose()  # batches in flight still use the client
             await resources.client.close()
