@@ -676,7 +676,12 @@ class MilvusStandalone:
 
     # ----- stop -----------------------------------------------------------------------
 
-    def stop(self, timeout: float = 15.0) -> bool:
+    def kill(self) -> bool:
+        """Crash the server: SIGKILL to its whole process group, no clean shutdown (its etcd
+        sessions stay registered, so the next start may wait 30-50 s for their leases)."""
+        return self.stop(timeout=0.0, first_signal=signal.SIGKILL)
+
+    def stop(self, timeout: float = 15.0, *, first_signal: int = signal.SIGTERM) -> bool:
         """Stop the server (one SIGTERM to its group, then SIGKILL); True if nothing is left."""
         state = self.state() or {}
         ours = self._alive(state)
@@ -687,17 +692,17 @@ class MilvusStandalone:
         ports.update(_listening_ports(left))
 
         if left:
-            _log(f"stopping pids {left} (SIGTERM)")
+            _log(f"stopping pids {left} ({signal.Signals(first_signal).name})")
             # Exactly ONE SIGTERM per process: a second one makes Milvus exit in the middle
             # of its clean shutdown, leaving its etcd sessions registered, and the next
             # start then waits 30-50 s for their leases to expire.
             if pgid is not None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pgid, signal.SIGTERM)
+                    os.killpg(pgid, first_signal)
             for pid in left:
                 if pgid is None or (_proc_stat(pid) or ("", 0, 0))[2] != pgid:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.kill(pid, signal.SIGTERM)
+                        os.kill(pid, first_signal)
             end = time.monotonic() + timeout
             while (left := self._pids(state)) and time.monotonic() < end:
                 time.sleep(0.1)

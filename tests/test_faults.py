@@ -44,7 +44,7 @@ def _document(i: int) -> Document:
         metadata={
             "n": i,
             "group": f"g{i % 50}",
-            "quote": f"it's \"{i}\"",
+            "quote": f'it\'s "{i}"',
             "score": i / 7,
             "tags": [i % 3, i % 5],
             "even": i % 2 == 0,
@@ -158,13 +158,15 @@ def _ingest_sync(store: Milvus, crash: _Crash, threads: int = 4) -> list[BaseExc
     return errors
 
 
-def _store(uri: str, name: str) -> Milvus:
+def _store(uri: str, name: str, deadline: float = 90) -> Milvus:
     return Milvus(
         DeterministicFakeEmbedding(size=DIM),
         collection_name=name,
         connection_args={"uri": uri},
         # generous, so a slow restart on a loaded CI machine is still bridged
-        retry=RetrySettings(max_attempts=20, initial_backoff=0.1, max_backoff=2.0, deadline=90),
+        retry=RetrySettings(
+            max_attempts=200, initial_backoff=0.1, max_backoff=2.0, deadline=deadline
+        ),
     )
 
 
@@ -232,11 +234,12 @@ def standalone() -> Iterator[Any]:
         pytest.skip("set VD_TEST_STANDALONE=1 to run the Milvus standalone fault tests")
     module = _standalone_module()
     try:
-        server = module.MilvusStandalone()
-        server.setup()
-        server.start(fresh=True)
+        module.setup_venv()
+        server = module.MilvusStandalone(fresh=True)
+        server.start()
     except Exception as exc:  # pragma: no cover - depends on the machine
         pytest.skip(f"Milvus standalone could not be set up here: {exc}")
+    server.fresh = False  # restarts keep the data
     try:
         yield server
     finally:
@@ -249,8 +252,8 @@ def standalone() -> Iterator[Any]:
 def test_standalone_ingest_survives_a_server_crash(standalone: Any, path: str) -> None:
     uri = standalone.uri
     name = f"crash_{path}_{int(time.time())}"
-    store = _store(uri, name)
-    crash = _Crash(standalone.kill, lambda: standalone.start(fresh=False), KILL_AFTER, DOWNTIME)
+    store = _store(uri, name, deadline=300)  # a killed standalone restarts in 30-60 s
+    crash = _Crash(standalone.kill, standalone.start, KILL_AFTER, DOWNTIME)
     if path == "async":
 
         async def run() -> list[BaseException]:
@@ -260,7 +263,7 @@ def test_standalone_ingest_survives_a_server_crash(standalone: Any, path: str) -
                 await store.aclose()
 
         errors = asyncio.run(run())
-        store = _store(uri, name)
+        store = _store(uri, name, deadline=300)
     else:
         errors = _ingest_sync(store, crash)
     crash.join()

@@ -15,10 +15,25 @@ When to send (group commit, like a database's log writer):
 
 Rules every caller can rely on:
 
-- a caller cancelled before its batch is sent is left out of it (its part is never
-  written); cancelling one caller never cancels the batch or the other callers;
 - ``run`` returns one result per part, in order, or an exception instance for a part
   that failed on its own; if ``run`` raises, every caller in the batch gets that error.
+
+Cancellation (the semantics a cancelled writer gets):
+
+- *not yet sent*: a caller cancelled while its part waits (in the window, behind a batch
+  in flight, or in a full batch waiting for a slot) is left out of the batch: its part is
+  never written;
+- *sent*: a batch runs in its own task, so cancelling callers never interrupts it: the
+  batch runs to completion and its ``run`` call is never cut short half-way. A cancelled
+  caller whose part was sent therefore has its write *land whole* (unless ``run`` fails
+  for the batch); only its result is dropped. The other callers of the batch are never
+  affected. :meth:`Coalescer.drain` waits until such writes have landed.
+- With coalescing disabled, ``run`` is awaited in the caller's own task and cancelling
+  the caller cancels it; a write sent as one request is then applied whole or not at
+  all by the server, but the caller cannot know which.
+
+Whole means one part: a caller whose operation spans several parts (e.g. more rows than
+one request takes) may be cancelled between them, leaving the earlier parts written.
 
 One :class:`Coalescer` belongs to one event loop (futures are bound to their loop);
 engines keep one per loop with :class:`vd_integrations.loops.PerLoop`.
@@ -153,6 +168,11 @@ class Coalescer(Generic[P, R]):
         if state is not None and state.pending is pending:
             pending.timer = None
             self._seal(state, bursting=False)
+            self._forget_if_idle(state)  # every caller of the batch was cancelled
+
+    def _forget_if_idle(self, state: _KeyState) -> None:
+        if state.idle and self._keys.get(state.key) is state:
+            del self._keys[state.key]
 
     def _seal(self, state: _KeyState, *, bursting: bool) -> None:
         """Close the pending batch to new callers; send it now or when a slot frees."""
@@ -193,7 +213,11 @@ class Coalescer(Generic[P, R]):
                 )
         except BaseException as exc:  # every caller in this batch gets the batch's error
             for _, future in live:
-                if not future.done():
+                if future.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):  # the loop is shutting down
+                    future.cancel()
+                else:
                     future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
@@ -214,13 +238,25 @@ class Coalescer(Generic[P, R]):
             self._start_sealed(state)
         elif state.pending is not None and state.pending.timer is None:
             self._seal(state, bursting=False)  # callers who queued behind the batch: go
-        if state.idle and self._keys.get(state.key) is state:
-            del self._keys[state.key]
+        self._forget_if_idle(state)
+
+    @property
+    def in_flight(self) -> int:
+        """Batches sent and not finished yet."""
+        return len(self._tasks)
+
+    async def drain(self) -> None:
+        """Wait until every batch sent or queued so far has finished, including the writes
+        of callers cancelled after their part was sent."""
+        while self._tasks or any(s.sealed or s.pending for s in self._keys.values()):
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            else:  # a batch waiting for its window or its loop turn
+                await asyncio.sleep(min(self.settings.window, 0.01))
 
     async def aclose(self) -> None:
-        """Wait for the batches in flight (their callers get their results)."""
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Wait for the batches in flight and queued (their callers get their results)."""
+        await self.drain()
 
 
 def _unwrap(result: Any) -> Any:

@@ -5,6 +5,11 @@ uses it; reusing it after that loop closes raises "Event loop is closed". The
 :class:`PerLoop` registry hands every loop its own instance, so one store object
 works across many ``asyncio.run`` calls, pytest-asyncio's per-test loops, threads
 that each run their own loop, and Jupyter with ``nest_asyncio`` (one loop, reused).
+
+Only asyncio is supported (anyio works on its asyncio backend). Under trio, or anywhere
+without a running asyncio loop, :func:`running_loop` raises
+:class:`UnsupportedEventLoopError` saying so, instead of asyncio's bare
+"no running event loop".
 """
 
 from __future__ import annotations
@@ -17,7 +22,47 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["PerLoop"]
+__all__ = ["PerLoop", "UnsupportedEventLoopError", "running_loop", "unsupported_loop_error"]
+
+
+class UnsupportedEventLoopError(RuntimeError):
+    """An async method was awaited outside an asyncio event loop (e.g. under trio)."""
+
+
+def current_async_library() -> str | None:
+    """The async library running this code according to ``sniffio`` (None if unknown)."""
+    try:
+        import sniffio
+    except ImportError:  # pragma: no cover - sniffio ships with anyio/httpx
+        return None
+    try:
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return None
+
+
+def unsupported_loop_error() -> UnsupportedEventLoopError:
+    """The error for an async call made without a running asyncio loop."""
+    library = current_async_library()
+    where = (
+        f"under {library}, which is not supported"
+        if library and library != "asyncio"
+        else "without a running asyncio event loop"
+    )
+    return UnsupportedEventLoopError(
+        f"The async methods of vd_integrations stores must be awaited on an asyncio event "
+        f"loop, but this call runs {where}. trio is unsupported: use asyncio (asyncio.run), "
+        f"or anyio with backend='asyncio', or call the sync methods from a worker thread "
+        f"(e.g. trio.to_thread.run_sync)."
+    )
+
+
+def running_loop() -> asyncio.AbstractEventLoop:
+    """``asyncio.get_running_loop()``, or a clear :class:`UnsupportedEventLoopError`."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise unsupported_loop_error() from None
 
 
 class PerLoop(Generic[T]):
@@ -36,7 +81,7 @@ class PerLoop(Generic[T]):
 
     def get(self) -> T:
         """The instance for the running loop (must be called from a coroutine)."""
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         with self._lock:
             item = self._items.get(loop)
             if item is None:
@@ -47,7 +92,7 @@ class PerLoop(Generic[T]):
 
     def pop_current(self) -> T | None:
         """Remove and return the running loop's instance, if any."""
-        loop = asyncio.get_running_loop()
+        loop = running_loop()
         with self._lock:
             return self._items.pop(loop, None)
 

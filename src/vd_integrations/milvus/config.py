@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: gRPC channel options we set unless the caller passes their own ``grpc_options``.
-IDLE_KEEPALIVE_OFF = {"grpc.keepalive_permit_without_calls": 0}
-
-__all__ = ["DEFAULT_EMBEDDED_URI", "ConnectionConfig"]
+__all__ = ["DEFAULT_EMBEDDED_URI", "ConnectionConfig", "redact_uri"]
 
 #: Where an embedded Milvus Lite database lives when no URI is given.
 DEFAULT_EMBEDDED_URI = "./milvus_vd.db"
@@ -18,6 +16,10 @@ DEFAULT_EMBEDDED_URI = "./milvus_vd.db"
 IDLE_KEEPALIVE_OFF = {"grpc.keepalive_permit_without_calls": 0}
 
 _SECRET_KEYS = frozenset({"token", "password", "secret", "api_key"})
+#: Parts of an ``extra`` key that mark its value as secret (``client_secret``, ``apikey``...).
+_SECRET_MARKERS = ("token", "password", "passwd", "secret", "key", "credential", "auth")
+#: ``scheme://user:password@`` -- credentials inside a URI.
+_URI_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@]*)@")
 _REMOTE_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")
 
 
@@ -89,7 +91,7 @@ class ConnectionConfig:
         return kwargs
 
     def __repr__(self) -> str:
-        shown = [f"uri={self.uri!r}"]
+        shown = [f"uri={redact_uri(self.uri)!r}"]
         if self.db_name:
             shown.append(f"db_name={self.db_name!r}")
         if self.user:
@@ -98,7 +100,17 @@ class ConnectionConfig:
             if getattr(self, name):
                 shown.append(f"{name}='***'")
         for key, value in self.extra.items():
-            shown.append(f"{key}='***'" if key.lower() in _SECRET_KEYS else f"{key}={value!r}")
+            shown.append(f"{key}='***'" if _is_secret_key(key) else f"{key}={value!r}")
         return f"ConnectionConfig({', '.join(shown)})"
 
     __str__ = __repr__
+
+
+def redact_uri(uri: str) -> str:
+    """``uri`` with any ``user:password@`` part replaced by ``***@``."""
+    return _URI_USERINFO.sub(lambda m: f"{m['scheme']}***@", uri)
+
+
+def _is_secret_key(key: str) -> bool:
+    name = str(key).lower()
+    return name in _SECRET_KEYS or any(marker in name for marker in _SECRET_MARKERS)
