@@ -342,12 +342,6 @@ def test_openai_client_ops_and_errors_hide_the_api_key(
     assert_logged_nothing_secret(logs, minimum_records=5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: a non-retryable openai error is re-raised as is, so a server that "
-    "quotes the Authorization header back puts the key in the exception message; "
-    "openai_embeddings should scrub the key from errors it re-raises (reported to the lead)",
-)
 def test_openai_error_quoting_the_key_is_scrubbed(openai_url: str) -> None:
     client = _openai_client(openai_url)
     with pytest.raises(openai.AuthenticationError) as info:

@@ -13,6 +13,7 @@ import vd
 from pymilvus import MilvusClient
 
 from vd_integrations.milvus import vd_backend
+from vd_integrations.milvus.config import IDLE_KEEPALIVE_OFF
 from vd_integrations.milvus.engine import MilvusEngine
 from vd_integrations.milvus.vd_backend import MilvusAsyncClient, MilvusAsyncCollection
 
@@ -286,7 +287,7 @@ async def test_scores_match_memory_backend(
 
 
 def _shape(uri: str, name: str) -> dict[str, Any]:
-    raw = MilvusClient(uri=uri)
+    raw = MilvusClient(uri=uri, grpc_options=IDLE_KEEPALIVE_OFF)
     try:
         desc = raw.describe_collection(name)
         indexes = [raw.describe_index(name, i) for i in raw.list_indexes(name)]

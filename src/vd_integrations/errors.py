@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from vd import UnsupportedFilterError
 
 __all__ = [
@@ -11,6 +13,7 @@ __all__ = [
     "MilvusOperationError",
     "StoreClosedError",
     "UnsupportedFilterError",
+    "error_chain",
 ]
 
 
@@ -32,3 +35,13 @@ class CollectionNotFoundError(LookupError):
 
 class StoreClosedError(RuntimeError):
     """The store was used after ``close()`` / ``aclose()``."""
+
+
+def error_chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and its causes/contexts, each once."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 16:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__

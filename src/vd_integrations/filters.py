@@ -94,6 +94,7 @@ __all__ = [
 TRUE = "true"
 FALSE = "false"
 
+_INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -152,7 +153,7 @@ def _scalar_literal(value: Any, where: str) -> str:
         return escape_string(value)
     if isinstance(value, numbers.Integral):
         number = int(value)
-        if not -_INT64_MAX <= number <= _INT64_MAX:
+        if not _INT64_MIN <= number <= _INT64_MAX:
             raise _fail(
                 f"Integer {number} is outside the int64 range Milvus supports; "
                 "store and filter such numbers as strings",

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vd_integrations.coalesce import Coalescer, CoalescingSettings
-from vd_integrations.errors import InvalidInputError
+from vd_integrations.errors import InvalidInputError, error_chain
 from vd_integrations.loops import PerLoop
 from vd_integrations.retry import (
+    RetryError,
     RetrySettings,
     acall_with_retry,
     call_with_retry,
@@ -53,6 +54,7 @@ __all__ = [
     "is_transient",
     "plan_batches",
     "retry_after_hint",
+    "scrub_secret",
     "vectors_from_response",
 ]
 
@@ -192,6 +194,42 @@ def describe_error(exc: BaseException, secret: str | None = None) -> str:
     if secret and len(secret) >= 4:
         text = text.replace(secret, "***")
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _mentions(exc: BaseException, secret: str) -> bool:
+    for err in error_chain(exc):
+        texts = [str(err), repr(err), repr(err.args)]
+        texts += [repr(v) for v in vars(err).values() if isinstance(v, (str, dict, list))]
+        if any(secret in text for text in texts):
+            return True
+    return False
+
+
+def _mask(value: Any, secret: str) -> Any:
+    if isinstance(value, str):
+        return value.replace(secret, "***")
+    if isinstance(value, dict):
+        return {k: _mask(v, secret) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_mask(v, secret) for v in value)
+    return value
+
+
+def scrub_secret(exc: BaseException, secret: str | None) -> BaseException:
+    """``exc`` itself when ``secret`` appears nowhere in it or its causes; otherwise a copy
+    of the same type with the secret masked everywhere (a server or proxy may quote the
+    ``Authorization`` header back in its error)."""
+    if not secret or len(secret) < 4 or not _mentions(exc, secret):
+        return exc
+    clone = BaseException.__new__(type(exc))
+    clone.__dict__.update({k: _mask(v, secret) for k, v in vars(exc).items()})
+    clone.args = tuple(_mask(a, secret) for a in exc.args)
+    if isinstance(clone, RetryError):
+        clone.last_error = scrub_secret(exc.last_error, secret)
+    cause = exc.__cause__ or exc.__context__
+    clone.__cause__ = None if cause is None else scrub_secret(cause, secret)
+    clone.__suppress_context__ = True
+    return clone
 
 
 def _resolve_api_key(api_key: str | None, base_url: str | None) -> str:
@@ -340,6 +378,16 @@ class OpenAIEmbeddingClient:
     def _describe(self, exc: BaseException) -> str:
         return describe_error(exc, self.__api_key)
 
+    def _retry_options(self, n: int) -> dict[str, Any]:
+        """The retry policy for one request of ``n`` inputs (sync and async alike)."""
+        return {
+            "settings": self.retry,
+            "is_retryable": is_transient,
+            "retry_after": retry_after_hint,
+            "describe": self._describe,
+            "operation": self._operation(n),
+        }
+
     # ----- sync ------------------------------------------------------------------------------
 
     def _sync(self) -> openai.OpenAI:
@@ -350,15 +398,16 @@ class OpenAIEmbeddingClient:
 
     def _embed_batch(self, client: openai.OpenAI, texts: list[str]) -> list[list[float]]:
         request = build_request(self.model, texts, self.dimensions)
-        response = call_with_retry(
-            lambda: client.embeddings.create(**request),
-            self.retry,
-            is_transient,
-            retry_after=retry_after_hint,
-            describe=self._describe,
-            operation=self._operation(len(texts)),
-        )
-        return vectors_from_response(response, len(texts))
+        send = lambda: client.embeddings.create(**request)  # noqa: E731
+        try:
+            response = call_with_retry(send, **self._retry_options(len(texts)))
+        except Exception as exc:
+            clean = scrub_secret(exc, self.__api_key)
+            if clean is exc:
+                raise
+        else:
+            return vectors_from_response(response, len(texts))
+        raise clean  # outside the except block: the original is not chained
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """One vector per text, in input order; batches are sent one after another."""
@@ -398,15 +447,15 @@ class OpenAIEmbeddingClient:
             async with state.semaphore:  # held per request, not during backoff sleeps
                 return await state.client.embeddings.create(**request)
 
-        response = await acall_with_retry(
-            attempt,
-            self.retry,
-            is_transient,
-            retry_after=retry_after_hint,
-            describe=self._describe,
-            operation=self._operation(len(texts)),
-        )
-        return vectors_from_response(response, len(texts))
+        try:
+            response = await acall_with_retry(attempt, **self._retry_options(len(texts)))
+        except Exception as exc:
+            clean = scrub_secret(exc, self.__api_key)
+            if clean is exc:
+                raise
+        else:
+            return vectors_from_response(response, len(texts))
+        raise clean  # outside the except block: the original is not chained
 
     async def aembed(self, texts: Sequence[str]) -> list[list[float]]:
         """Async :meth:`embed`. Concurrent calls on one loop are merged into shared requests

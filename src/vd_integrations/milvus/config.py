@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 from collections.abc import Mapping
@@ -15,6 +16,16 @@ DEFAULT_EMBEDDED_URI = "./milvus_vd.db"
 #: gRPC channel options we set unless the caller passes their own ``grpc_options``.
 IDLE_KEEPALIVE_OFF = {"grpc.keepalive_permit_without_calls": 0}
 
+
+def _pymilvus_shares_connections() -> bool:
+    try:
+        major = int(importlib.metadata.version("pymilvus").split(".")[0])
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        return False
+    return major >= 3
+
+
+_SHARES_CONNECTIONS = _pymilvus_shares_connections()
 _SECRET_KEYS = frozenset({"token", "password", "secret", "api_key"})
 #: Parts of an ``extra`` key that mark its value as secret (``client_secret``, ``apikey``...).
 _SECRET_MARKERS = ("token", "password", "passwd", "secret", "key", "credential", "auth")
@@ -82,6 +93,11 @@ class ConnectionConfig:
             **IDLE_KEEPALIVE_OFF,
             **dict(self.extra.get("grpc_options") or {}),
         }
+        if _SHARES_CONNECTIONS:
+            # pymilvus 3 shares one channel per address and token among all clients, whatever
+            # their grpc_options: a channel opened elsewhere (the user's own MilvusClient)
+            # would bring its pings along. Our clients get their own (one per store and loop).
+            kwargs.setdefault("dedicated", True)
         for name in ("token", "user", "password", "db_name"):
             value = getattr(self, name)
             if value:

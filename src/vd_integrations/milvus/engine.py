@@ -39,7 +39,7 @@ from vd_integrations.errors import (
     StoreClosedError,
 )
 from vd_integrations.filters import and_exprs, ids_expr, translate_filter
-from vd_integrations.loops import PerLoop
+from vd_integrations.loops import PerLoop, running_loop
 from vd_integrations.milvus import coalescing, faults, hybrid
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
@@ -337,11 +337,21 @@ class MilvusEngine:
         return drive(op, lambda step: self._perform(_with_timeout(step, timeout)), self._map_error)
 
     async def arun(self, op: Op[T], *, timeout: float | None = None) -> T:
-        """Drive ``op`` to completion on the running loop, never blocking it."""
+        """Drive ``op`` to completion on the running loop, never blocking it.
+
+        A caller cancelled while its request was in flight gets ``CancelledError`` even when
+        a layer below (grpc/pymilvus, ``asyncio.wait_for`` before 3.12) returned the reply
+        instead; the request itself may have been applied, as with any cancelled write.
+        """
         self._check_open()
-        return await adrive(
+        task = asyncio.current_task(running_loop())  # a clear error under trio
+        requested = _cancel_requests(task)
+        result = await adrive(
             op, lambda step: self._aperform(_with_timeout(step, timeout)), self._map_error
         )
+        if _cancel_requests(task) > requested:
+            raise asyncio.CancelledError()
+        return result
 
     def _map_error(self, exc: Exception, step: Any) -> Exception:
         return _translate_error(exc, step, self.spec.name)
@@ -361,8 +371,11 @@ class MilvusEngine:
         if isinstance(step, Rpc):
             return await self._arpc(step)
         if isinstance(step, Exclusive):
-            async with self._async.get().lock:
-                return await self.arun(step.op)
+            # Setup (create, index, load) runs in its own task: cancelling the caller that
+            # started it must not leave a half-built collection behind.
+            task = running_loop().create_task(self._aexclusive(step))
+            task.add_done_callback(_retrieve_exception)
+            return await asyncio.shield(task)
         embedder = require_embedder(self.embedder)
         coalescer = self._async.get().coalescer
         if isinstance(step, EmbedDocuments):
@@ -380,6 +393,10 @@ class MilvusEngine:
             vector = await embed_async(embedder, step)
         self.query_cache.put(step.text, vector)
         return vector
+
+    async def _aexclusive(self, step: Exclusive) -> Any:
+        async with self._async.get().lock:
+            return await self.arun(step.op)
 
     def _queries_batchable(self, embedder: Embedder) -> bool:
         """Whether concurrent query embeddings may share one call (decided once per embedder)."""
@@ -1199,6 +1216,18 @@ def _client_call(step: Rpc) -> tuple[str, dict[str, Any]]:
     kwargs = dict(step.kwargs)
     kwargs["filter"] = ids_expr(kwargs.pop("pk_field"), kwargs.pop("ids"))
     return "delete", kwargs
+
+
+def _cancel_requests(task: asyncio.Task[Any] | None) -> int:
+    """Pending cancellation requests of ``task`` (Python 3.11+; 0 before)."""
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling() if cancelling is not None else 0
+
+
+def _retrieve_exception(task: asyncio.Future[Any]) -> None:
+    """Mark a shielded task's failure as seen: its caller may have been cancelled."""
+    if not task.cancelled():
+        task.exception()
 
 
 _READS = frozenset({"search", "query", "get", "hybrid_search"})

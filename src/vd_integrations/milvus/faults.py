@@ -17,14 +17,11 @@ here look at the whole exception chain, so each shape is classified the same way
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from vd_integrations.errors import InvalidInputError
+from vd_integrations.errors import InvalidInputError, error_chain
 
 __all__ = [
     "certainly_not_sent",
     "collection_not_loaded",
-    "error_chain",
     "grpc_code_name",
     "is_milvus_lite",
     "is_transient",
@@ -83,16 +80,6 @@ _IDEMPOTENT = frozenset(
         "hybrid_search",
     }
 )
-
-
-def error_chain(exc: BaseException) -> Iterator[BaseException]:
-    """``exc`` and its causes/contexts, each once."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen and len(seen) < 16:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
 
 
 def grpc_code_name(exc: BaseException) -> str:
