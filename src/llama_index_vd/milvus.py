@@ -299,8 +299,8 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
     ) -> None:
         if not enable_dense:
             raise NotImplementedError(
-                "enable_dense=False (a sparse-only collection) is not supported yet; sparse "
-                "and hybrid search are a planned follow-up. Keep enable_dense=True."
+                "enable_dense=False (a sparse-only collection) is not supported; keep "
+                "enable_dense=True and query with mode SPARSE or TEXT_SEARCH for BM25-only results."
             )
         if hybrid_ranker not in _RANKERS:
             raise InvalidInputError(

@@ -556,30 +556,27 @@ class VdEngine:
 
     # ----- lifecycle ----------------------------------------------------------------------
 
-    def close(self) -> None:
-        """Close the sync client and forget every async client. The engine is then unusable."""
-        if self._closed:
-            return
+    def _detach_sync_client(self) -> Any:
+        """Mark the engine closed (new calls raise StoreClosedError); return the sync client."""
         self._closed = True
         client, self._sync_client = self._sync_client, None
         self._sync_collection = None
-        self._async.pop_all()
-        close = getattr(client, "close", None)
+        return client
+
+    def close(self) -> None:
+        """Close the store and its sync client. Each event loop's async client belongs to
+        that loop: calls in flight there finish, and ``aclose()`` there releases it."""
+        close = getattr(self._detach_sync_client(), "close", None)
         if close is not None:
             close()
 
     async def aclose(self) -> None:
-        """Close the running loop's native async client (if any), then the sync client."""
-        if self._closed:
-            return
+        """Close the store (see :meth:`close`) and the running loop's native async client.
+        Safe to call more than once, from every loop."""
         res = self._async.pop_current()
+        close = getattr(self._detach_sync_client(), "close", None)
         if res is not None and getattr(res.client, "native_async", False):
             await res.client.close()
-        self._closed = True  # stop new calls before the (possibly blocking) sync close
-        client, self._sync_client = self._sync_client, None
-        self._sync_collection = None
-        self._async.pop_all()
-        close = getattr(client, "close", None)
         if close is not None:
             await asyncio.to_thread(close)
 

@@ -143,18 +143,8 @@ class _LoopResources:
 # --------------------------------------------------------------------------------------------
 
 
-def _grpc_code_name(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    if callable(code):
-        try:
-            code = code()
-        except Exception:  # pragma: no cover - defensive
-            return ""
-    return str(getattr(code, "name", code) or "")
-
-
 def _is_unimplemented(exc: BaseException) -> bool:
-    return _grpc_code_name(exc) == "UNIMPLEMENTED" or "UNIMPLEMENTED" in str(exc)
+    return faults.grpc_code_name(exc) == "UNIMPLEMENTED" or "UNIMPLEMENTED" in str(exc)
 
 
 def _already_exists(exc: BaseException) -> bool:
