@@ -264,6 +264,128 @@ async def test_concurrent_adds_share_embedding_and_insert_requests(milvus_uri, c
     await store.aclose()
 
 
+async def test_first_adds_on_a_fresh_collection_share_one_setup(milvus_uri, collection_name):
+    """Concurrent first calls share one setup run (single flight), so they reach the
+    embedder together: one embedding request, one collection, one write."""
+    embeddings = CountingEmbeddings(size=DIM)
+    store, calls = store_for(milvus_uri, collection_name, embeddings, drop_old=True)
+    ids = await asyncio.gather(*(store.aadd_documents([d]) for d in docs(100)))
+    assert len({i for (i,) in ids}) == 100
+    assert embeddings.calls == 1 and embeddings.texts == 100
+    assert calls["create_collection"] == 1
+    assert calls["insert"] == 1
+    assert calls["has_collection"] <= 4  # drop_old's check, the probe, and two describes
+    assert await store.acount() == 100
+    await store.aclose()
+
+
+class ServerLikeLoading:
+    """Wraps an AsyncMilvusClient so a new collection behaves as on a real Milvus server:
+    loading takes a while, and reads sent before it has finished are recorded."""
+
+    def __init__(self, inner: Any, delay: float) -> None:
+        self._inner = inner
+        self.delay = delay
+        self.loaded = False
+        self.early_reads: list[str] = []
+        self.log: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            self.log.append(name)
+            if name == "load_collection":
+                await asyncio.sleep(self.delay)
+                result = await attr(*args, **kwargs)
+                self.loaded = True
+                return result
+            needs_load = name in ("search", "query", "hybrid_search") or (
+                name == "delete" and not str(kwargs.get("filter", "")).startswith("(pk in [")
+            )
+            if needs_load and not self.loaded:
+                self.early_reads.append(name)
+            return await attr(*args, **kwargs)
+
+        return call
+
+
+async def test_a_new_collection_loads_in_the_background(milvus_uri, collection_name):
+    """Writes do not wait for a new collection to load (seconds on a real server); reads
+    and deletes by filter do, and aclose() lets the load finish."""
+    store = Milvus(
+        DeterministicFakeEmbedding(size=DIM),
+        collection_name=collection_name,
+        connection_args={"uri": milvus_uri},
+        consistency_level="Strong",
+        drop_old=True,
+    )
+    engine, make = store.engine, store.engine._new_loop_resources
+    clients: list[ServerLikeLoading] = []
+
+    def slow_loading():
+        resources = make()
+        resources.client = ServerLikeLoading(resources.client, delay=0.5)
+        clients.append(resources.client)
+        return resources
+
+    engine._async = PerLoop(slow_loading)
+    ids = await asyncio.gather(
+        *(store.aadd_documents([d], ids=[f"k{i}"]) for i, d in enumerate(docs(20)))
+    )
+    client = clients[0]
+    assert not client.loaded, "the adds waited for the load"
+    await store.adelete(ids=["k0"])  # by ids: no load needed either
+    assert not client.loaded
+    found, _ = await asyncio.gather(
+        store.asimilarity_search("document number 3", k=2),
+        store.adelete(expr="n == 4"),
+    )
+    assert client.loaded and client.early_reads == []
+    assert client.log.count("load_collection") == 1
+    assert len(found) == 2 and [i for (i,) in ids] == [f"k{i}" for i in range(20)]
+    assert await store.acount() == 18
+    await store.aclose()
+
+
+async def test_aclose_waits_for_the_background_load(milvus_uri, collection_name):
+    store = Milvus(
+        DeterministicFakeEmbedding(size=DIM),
+        collection_name=collection_name,
+        connection_args={"uri": milvus_uri},
+        drop_old=True,
+    )
+    engine, make = store.engine, store.engine._new_loop_resources
+    clients: list[ServerLikeLoading] = []
+
+    def slow_loading():
+        resources = make()
+        resources.client = ServerLikeLoading(resources.client, delay=0.3)
+        clients.append(resources.client)
+        return resources
+
+    engine._async = PerLoop(slow_loading)
+    await store.aadd_documents(docs(3))
+    assert not clients[0].loaded
+    await store.aclose()
+    assert clients[0].loaded
+
+
+def test_sync_writes_leave_a_new_collection_loaded(milvus_uri, collection_name):
+    store = Milvus(
+        DeterministicFakeEmbedding(size=DIM),
+        collection_name=collection_name,
+        connection_args={"uri": milvus_uri},
+        drop_old=True,
+    )
+    store.add_documents(docs(3))
+    assert store.engine.rpc_counts["load_collection"] == 1
+    assert not store.engine._load_pending
+    store.close()
+
+
 async def test_auto_id_inserts_return_each_callers_own_key(milvus_uri, collection_name):
     store, calls = store_for(
         milvus_uri, collection_name, CountingEmbeddings(size=DIM), auto_id=True
@@ -508,4 +630,21 @@ def test_add_texts_streams_a_generator_in_batches(milvus_uri, collection_name):
     assert store.get_by_ids(["s2499"])[0].metadata["n"] == 2499
     with pytest.raises(InvalidInputError, match="metadatas"):
         store.add_texts((t for t in ["a", "b"]), metadatas=iter([{"n": 1}]))
+    store.close()
+
+
+def test_delete_matching_looks_up_keys_page_by_page(milvus_uri, collection_name):
+    """LlamaIndex's delete(ref_doc_id) path: keys first, then a delete by keys."""
+    store, _ = store_for(milvus_uri, collection_name, DeterministicFakeEmbedding(size=DIM))
+    store.add_documents(docs(10), ids=[f"k{i}" for i in range(10)])
+    engine = store.engine
+    before = engine.rpc_counts["delete"]
+    assert engine.run(engine.delete_matching("n < 7", page_size=3)) == 7
+    assert engine.rpc_counts["delete"] - before == 3  # pages of 3, 3 and 1 keys
+    assert sorted(d.id for d in store.get_by_ids([f"k{i}" for i in range(10)])) == [
+        "k7",
+        "k8",
+        "k9",
+    ]
+    assert engine.run(engine.delete_matching("n < 7")) == 0
     store.close()

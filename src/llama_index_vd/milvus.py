@@ -561,7 +561,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
         if layout is None or not doc_ids:
             return
         expr = is_in(layout.field_ref(self.doc_id_field), doc_ids)
-        yield from self._engine.delete(filter=expr)
+        yield from self._engine.delete_matching(expr)
 
     def _delete_nodes_op(self, node_ids: Any, filters: MetadataFilters | None) -> Op[None]:
         ids = check_ids(node_ids, "node_ids")

@@ -7,7 +7,7 @@ import sys
 
 from vd_bench.bench import run_benchmark
 from vd_bench.runner import MODES, BenchConfig
-from vd_bench.subjects import WORKLOADS
+from vd_bench.subjects import EMBEDDINGS, WORKLOADS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,6 +57,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1000,
         help="documents searched, deleted and upserted (default: 1000)",
     )
+    parser.add_argument(
+        "--embeddings",
+        choices=EMBEDDINGS,
+        default="langchain-openai",
+        help="LangChain stores' embedding client: the tutorial's langchain_openai."
+        "OpenAIEmbeddings (default), or ours, which merges concurrent calls itself "
+        "(LlamaIndex subjects always use ours: they embed outside the store)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser.parse_args(argv)
 
@@ -74,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         latency=args.latency,
         dim=args.dim,
         population=args.population,
+        embeddings=args.embeddings,
     )
     results = run_benchmark(config, progress=not args.no_progress)
     paths = results.save(args.out)

@@ -140,9 +140,14 @@ def run_benchmark(
 
 
 def _describe_embeddings(embeddings: Any, config: BenchConfig) -> str:
-    if embeddings.offline:
-        return (
-            f"offline OpenAI-compatible server, {config.latency * 1000:.0f} ms per request, "
-            f"dim {config.dim}"
-        )
-    return "OpenAI service (OPENAI_API_KEY)"
+    service = (
+        f"offline OpenAI-compatible server, {config.latency * 1000:.0f} ms per request, "
+        f"dim {config.dim}"
+        if embeddings.offline
+        else "OpenAI service (OPENAI_API_KEY)"
+    )
+    client = {
+        "langchain-openai": "langchain_openai.OpenAIEmbeddings",
+        "vd": "langchain_vd.embeddings.OpenAIEmbeddings (merges concurrent calls)",
+    }[config.embeddings]
+    return f"{service}; LangChain stores embed with {client}"

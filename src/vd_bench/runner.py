@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vd_bench.corpus import POPULATION
-from vd_bench.subjects import WORKLOADS, Endpoint, Subject
+from vd_bench.subjects import EMBEDDINGS, WORKLOADS, Endpoint, Subject
 
 __all__ = [
     "MODES",
@@ -54,6 +54,8 @@ class BenchConfig:
     dim: int = 1536
     #: Documents a search, MMR, delete or upsert workload runs against (the tutorial's 1000).
     population: int = POPULATION
+    #: The LangChain subjects' embedding client (see :data:`vd_bench.subjects.EMBEDDINGS`).
+    embeddings: str = "langchain-openai"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -68,6 +70,8 @@ class BenchConfig:
         unknown = set(self.modes) - set(MODES)
         if unknown:
             raise ValueError(f"unknown modes {sorted(unknown)}; choose from {MODES}")
+        if self.embeddings not in EMBEDDINGS:
+            raise ValueError(f"unknown embeddings {self.embeddings!r}; choose from {EMBEDDINGS}")
         unknown = set(self.integrations) - {"langchain", "llama_index"}
         if unknown:
             raise ValueError(f"unknown integrations {sorted(unknown)}: langchain, llama_index")
@@ -332,4 +336,9 @@ def endpoint_for(
         folder = Path(config.out_dir).resolve() / "milvus_lite"
         folder.mkdir(parents=True, exist_ok=True)
         uri = str(folder / f"{subject_name}.db")
-    return Endpoint(uri=uri, embeddings_base_url=base_url, embeddings_api_key=api_key)
+    return Endpoint(
+        uri=uri,
+        embeddings_base_url=base_url,
+        embeddings_api_key=api_key,
+        embeddings_client=config.embeddings,
+    )

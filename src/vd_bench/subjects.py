@@ -13,6 +13,7 @@ store that silently does nothing cannot look fast.
 from __future__ import annotations
 
 import importlib
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 from vd_bench.corpus import POPULATION, Item, items, query
 
 __all__ = [
+    "EMBEDDINGS",
     "SUBJECTS",
     "WORKLOADS",
     "BenchmarkCheckError",
@@ -30,6 +32,12 @@ __all__ = [
 
 #: Workload names, in the order they run.
 WORKLOADS = ("add", "search", "delete", "upsert", "mmr")
+#: Embedding clients the LangChain subjects can use: the tutorial's
+#: ``langchain_openai.OpenAIEmbeddings`` (one HTTP request per call; our stores merge
+#: concurrent calls on it, langchain-milvus does not), or ours (``vd``), which merges
+#: concurrent calls itself and so gives every store one request per burst. LlamaIndex
+#: stores take vectors, so their subjects embed with our client either way.
+EMBEDDINGS = ("langchain-openai", "vd")
 #: Results per search, as in the tutorial.
 K = 3
 #: Candidates an MMR search re-ranks.
@@ -48,9 +56,14 @@ class Endpoint:
     embeddings_base_url: str | None
     embeddings_api_key: str | None
     embeddings_model: str = "text-embedding-3-small"
+    #: One of :data:`EMBEDDINGS`.
+    embeddings_client: str = "langchain-openai"
 
     def __repr__(self) -> str:  # never print the key
-        return f"Endpoint(uri={self.uri!r}, embeddings_base_url={self.embeddings_base_url!r})"
+        return (
+            f"Endpoint(uri={self.uri!r}, embeddings_base_url={self.embeddings_base_url!r}, "
+            f"embeddings_client={self.embeddings_client!r})"
+        )
 
 
 def population(workload: str, n: int, base: int = POPULATION) -> int:
@@ -114,6 +127,9 @@ class Subject(ABC):
 
     def count(self, store: Any) -> int:
         """Rows in the store's collection, read with strong consistency."""
+        # A store may still be loading a collection it has just created (our stores load
+        # new collections in the background); waiting here keeps that out of the timings.
+        store.client.load_collection(self.collection_of(store))
         rows = store.client.query(
             self.collection_of(store),
             filter="",
@@ -157,12 +173,33 @@ class LangChainSubject(Subject):
     integration = "langchain"
 
     def _make_embeddings(self) -> Any:
-        from langchain_vd.embeddings import OpenAIEmbeddings
+        endpoint = self.endpoint
+        if endpoint.embeddings_client == "vd":
+            from langchain_vd.embeddings import OpenAIEmbeddings
 
-        return OpenAIEmbeddings(
-            model=self.endpoint.embeddings_model,
-            base_url=self.endpoint.embeddings_base_url,
-            api_key=self.endpoint.embeddings_api_key,
+            return OpenAIEmbeddings(
+                model=endpoint.embeddings_model,
+                base_url=endpoint.embeddings_base_url,
+                api_key=endpoint.embeddings_api_key,
+            )
+        try:
+            from langchain_openai import OpenAIEmbeddings as TutorialEmbeddings
+        except ImportError:
+            raise RuntimeError(
+                "The benchmark embeds with the tutorial's langchain_openai.OpenAIEmbeddings: "
+                "pip install 'vd-integrations[bench]' (or langchain-openai), or pass "
+                "--embeddings vd to use ours."
+            ) from None
+        from vd_integrations.openai_embeddings import OFFLINE_API_KEY
+
+        # The offline server takes any key; the real service reads OPENAI_API_KEY.
+        key = endpoint.embeddings_api_key or os.environ.get("OPENAI_API_KEY") or OFFLINE_API_KEY
+        kwargs: dict[str, Any] = {"api_key": key}
+        if endpoint.embeddings_base_url:
+            kwargs["base_url"] = endpoint.embeddings_base_url
+        # No tiktoken: it downloads its tables, and these texts are far below any limit.
+        return TutorialEmbeddings(
+            model=endpoint.embeddings_model, check_embedding_ctx_length=False, **kwargs
         )
 
     def open(self, workload: str, collection: str) -> Any:

@@ -65,6 +65,8 @@ def estimate_value_bytes(value: Any) -> int:
             return int(value.size) * min(value.dtype.itemsize, 4) + _VECTOR_OVERHEAD
         return _json_len(value.tolist())
     if isinstance(value, (list, tuple)):
+        if value and all(type(x) is float for x in value):  # the common case, checked fast
+            return 4 * len(value) + _VECTOR_OVERHEAD
         if value and all(
             isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) for x in value
         ):

@@ -15,14 +15,21 @@ without a running asyncio loop, :func:`running_loop` raises
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import weakref
-from collections.abc import Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-__all__ = ["PerLoop", "UnsupportedEventLoopError", "running_loop", "unsupported_loop_error"]
+__all__ = [
+    "PerLoop",
+    "SingleFlight",
+    "UnsupportedEventLoopError",
+    "running_loop",
+    "unsupported_loop_error",
+]
 
 
 class UnsupportedEventLoopError(RuntimeError):
@@ -90,6 +97,12 @@ class PerLoop(Generic[T]):
                 self._items[loop] = item
             return item
 
+    def current(self) -> T | None:
+        """The running loop's instance if it has one (never creates it)."""
+        loop = running_loop()
+        with self._lock:
+            return self._items.get(loop)
+
     def pop_current(self) -> T | None:
         """Remove and return the running loop's instance, if any."""
         loop = running_loop()
@@ -110,3 +123,49 @@ class PerLoop(Generic[T]):
     def _prune_locked(self) -> None:
         for loop in [lp for lp in self._items if lp.is_closed()]:
             del self._items[loop]
+
+
+class SingleFlight:
+    """Shielded tasks on one event loop, shared by concurrent callers with the same key.
+
+    :meth:`run` starts ``make()`` as a task (so cancelling a caller never cancels the
+    work) unless a task with the same key is still running, in which case the caller
+    awaits that one. :meth:`start` does the same without waiting; :meth:`drain` waits
+    for every task started here (their errors are the callers' business, not drain's).
+    """
+
+    def __init__(self) -> None:
+        self._keyed: dict[Hashable, asyncio.Task[Any]] = {}
+        self._all: set[asyncio.Task[Any]] = set()
+
+    def start(
+        self, key: Hashable | None, make: Callable[[], Coroutine[Any, Any, T]]
+    ) -> asyncio.Task[T]:
+        """The running task for ``key``, or a new one running ``make()``."""
+        task = self._keyed.get(key) if key is not None else None
+        if task is not None and not task.done():
+            return task
+        task = running_loop().create_task(make())
+        self._all.add(task)
+        task.add_done_callback(self._finished)
+        if key is not None:
+            self._keyed[key] = task
+        return task
+
+    async def run(self, key: Hashable | None, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Await the shared task for ``key`` (see :meth:`start`)."""
+        return await asyncio.shield(self.start(key, make))
+
+    async def drain(self) -> None:
+        """Wait until every task started here has finished."""
+        while self._all:
+            await asyncio.gather(*self._all, return_exceptions=True)
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._all.discard(task)
+        for key in [k for k, t in self._keyed.items() if t is task]:
+            del self._keyed[key]
+        if not task.cancelled() and task.exception() is not None:
+            # Retrieved here: whoever awaited the task got the error, and a background
+            # task's failure is retried by the next caller that needs its work done.
+            logging.getLogger(__name__).debug("task %r failed: %r", task, task.exception())

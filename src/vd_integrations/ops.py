@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from vd_integrations.errors import InvalidInputError
 
 __all__ = [
+    "Background",
     "EmbedDocuments",
     "EmbedQuery",
     "Embedder",
@@ -58,9 +59,26 @@ class Sleep:
 
 @dataclass(frozen=True, slots=True)
 class Exclusive:
-    """Run ``op`` while holding the engine's setup lock (collection creation, drops)."""
+    """Run ``op`` while holding the engine's setup lock (collection creation, drops).
+
+    Async callers whose steps carry the same ``key`` while one such run is in flight on
+    their loop share that run and its result (single flight): a hundred concurrent first
+    calls cost one setup and all resume together, instead of taking the lock in turn.
+    """
 
     op: Generator[Any, Any, Any]
+    key: Hashable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Background:
+    """Setup work nobody has to wait for now; only yielded from inside an :class:`Exclusive`
+    op. Sync shells run ``op`` at once (under the lock they already hold); async shells
+    start it as a task that takes the setup lock when it is free, and later
+    ``Exclusive`` steps with the same ``key`` join that task instead of repeating it."""
+
+    op: Generator[Any, Any, Any]
+    key: Hashable
 
 
 class Embedder(Protocol):

@@ -41,7 +41,7 @@ import vd
 from vd.util import get_backend
 
 from vd_integrations.errors import InvalidInputError, StoreClosedError
-from vd_integrations.loops import PerLoop
+from vd_integrations.loops import PerLoop, SingleFlight
 from vd_integrations.milvus.schema import Record
 from vd_integrations.mmr import maximal_marginal_relevance
 from vd_integrations.ops import (
@@ -199,6 +199,8 @@ class _LoopResources:
     client: Any = None
     collection: Any = None
     generation: int = -1
+    #: Setup runs, shared by concurrent callers (see ``Exclusive.key``).
+    setup_tasks: SingleFlight = field(default_factory=SingleFlight)
 
 
 # --------------------------------------------------------------------------------------------
@@ -528,9 +530,13 @@ class VdEngine:
                 return await self._aclient_call(res, step)
             return await _async_call(await self._acollection(res), step)
         if isinstance(step, Exclusive):
-            async with self._async.get().lock:
-                return await self.arun(step.op)
+            tasks = self._async.get().setup_tasks
+            return await tasks.run(step.key, lambda: self._aexclusive(step.op))
         return await embed_async(require_embedder(self.embedder), step)
+
+    async def _aexclusive(self, op: Op[T]) -> T:
+        async with self._async.get().lock:
+            return await self.arun(op)
 
     def _client_call(self, step: VdCall) -> Any:
         client, name = self.client, self.collection_name
@@ -586,7 +592,7 @@ class VdEngine:
         """Whether the collection exists; with ``dim``, create it if it is missing."""
         if self._ready:
             return True
-        return (yield Exclusive(self._setup(dim)))
+        return (yield Exclusive(self._setup(dim), key=("setup", dim)))
 
     def _setup(self, dim: int | None) -> Op[bool]:
         if self._ready:

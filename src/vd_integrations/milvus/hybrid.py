@@ -545,7 +545,7 @@ def hybrid_search(
         raise InvalidInputError(f"query must be a str, got {type(query).__name__}.")
     if vector is None and query is None:
         raise InvalidInputError("hybrid_search needs a query string (or a query vector).")
-    layout = yield from engine.ready()
+    layout = yield from engine.ready(loaded=True)
     if layout is None:
         engine.compile_filter(filter)
         return []
@@ -602,7 +602,7 @@ def sparse_search(
         raise InvalidInputError(f"k must be at most {MAX_TOPK} (Milvus' topk limit).")
     if query is not None and not isinstance(query, str):
         raise InvalidInputError(f"query must be a str, got {type(query).__name__}.")
-    layout = yield from engine.ready()
+    layout = yield from engine.ready(loaded=True)
     if layout is None:
         engine.compile_filter(filter)
         return []

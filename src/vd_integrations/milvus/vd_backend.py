@@ -52,8 +52,6 @@ from vd_integrations.milvus.engine import (
     MilvusEngine,
     Op,
     Rpc,
-    _already_exists,
-    _is_unimplemented,
 )
 from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
 from vd_integrations.scoring import normalize_metric
@@ -329,29 +327,9 @@ class _VdEngine(MilvusEngine):
             text_max_length=_TEXT_MAX_LENGTH if spec.lexical else _UNBOUNDED,
         )
 
-    def _ensure_index(self) -> Op[None]:
-        # One create_index call per field: on milvus-lite the async client's call fails
-        # with UNIMPLEMENTED after creating the first index (pymilvus#3711), which would
-        # leave the BM25 index of a multi-index IndexParams uncreated.
-        name = self.spec.name
-        for field_name, params in self.spec.field_indexes():
-            if (yield self._rpc("list_indexes", collection_name=name, field_name=field_name)):
-                continue
-            try:
-                yield self._rpc("create_index", collection_name=name, index_params=params)
-            except Exception as exc:
-                if _is_unimplemented(exc):
-                    listed = yield self._rpc(
-                        "list_indexes", collection_name=name, field_name=field_name
-                    )
-                    if not listed:
-                        raise
-                elif not _already_exists(exc):
-                    raise
-
     def key_page(self, after: Any, limit: int) -> Op[list[Any]]:
         """Up to ``limit`` primary keys greater than ``after`` (all if ``None``), ascending."""
-        layout = yield from self.ready()
+        layout = yield from self.ready(loaded=True)
         if layout is None:
             return []
         pk = layout.primary_field
@@ -587,7 +565,7 @@ class MilvusAsyncCollection(AsyncAbstractCollection):
         k_dense = k_dense or hybrid.default_fetch_k(limit)
         k_lexical = k_lexical or hybrid.default_fetch_k(limit)
         engine = self._engine
-        layout = await engine.arun(engine.ready())
+        layout = await engine.arun(engine.ready(loaded=True))
         if layout is None:
             return
         if layout.sparse_field is not None and _translatable(filter):
