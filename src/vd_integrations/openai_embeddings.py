@@ -348,6 +348,9 @@ class OpenAIEmbeddingClient:
         self.default_headers = dict(default_headers) if default_headers else None
         self.coalescing = CoalescingSettings.coerce(coalescing, max_batch=batch_size)
         self.__api_key = _resolve_api_key(api_key, base_url)
+        # Import the SDK now (about a second) rather than inside the first async call, where
+        # it would block the event loop; importing this module stays cheap.
+        _openai()
         self._sync_client: openai.OpenAI | None = None
         self._sync_lock = threading.Lock()
         self._async: PerLoop[_LoopState] = PerLoop(self._new_loop_state)
