@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -227,16 +228,23 @@ def store_for(uri: str, name: str, embeddings: Any, **kwargs: Any) -> tuple[Milv
         **kwargs,
     )
     calls: Counter = Counter()
-    engine = store.engine
+    wrap_clients(store, lambda client: CountingClient(client, calls))
+    return store, calls
+
+
+def wrap_clients(store: Any, wrap: Callable[[Any], Any]) -> list[Any]:
+    """Wrap each event loop's AsyncMilvusClient of ``store``; returns the wrappers made."""
+    engine, made = store.engine, []
     make = engine._new_loop_resources
 
-    def counting():
+    def wrapped():
         resources = make()
-        resources.client = CountingClient(resources.client, calls)
+        resources.client = wrap(resources.client)
+        made.append(resources.client)
         return resources
 
-    engine._async = PerLoop(counting)
-    return store, calls
+    engine._async = PerLoop(wrapped)
+    return made
 
 
 def docs(n: int, start: int = 0) -> list[Document]:
@@ -315,23 +323,9 @@ class ServerLikeLoading:
 async def test_a_new_collection_loads_in_the_background(milvus_uri, collection_name):
     """Writes do not wait for a new collection to load (seconds on a real server); reads
     and deletes by filter do, and aclose() lets the load finish."""
-    store = Milvus(
-        DeterministicFakeEmbedding(size=DIM),
-        collection_name=collection_name,
-        connection_args={"uri": milvus_uri},
-        consistency_level="Strong",
-        drop_old=True,
-    )
-    engine, make = store.engine, store.engine._new_loop_resources
-    clients: list[ServerLikeLoading] = []
-
-    def slow_loading():
-        resources = make()
-        resources.client = ServerLikeLoading(resources.client, delay=0.5)
-        clients.append(resources.client)
-        return resources
-
-    engine._async = PerLoop(slow_loading)
+    embeddings = DeterministicFakeEmbedding(size=DIM)
+    store, _ = store_for(milvus_uri, collection_name, embeddings, drop_old=True)
+    clients = wrap_clients(store, lambda client: ServerLikeLoading(client, delay=0.5))
     ids = await asyncio.gather(
         *(store.aadd_documents([d], ids=[f"k{i}"]) for i, d in enumerate(docs(20)))
     )
@@ -351,22 +345,9 @@ async def test_a_new_collection_loads_in_the_background(milvus_uri, collection_n
 
 
 async def test_aclose_waits_for_the_background_load(milvus_uri, collection_name):
-    store = Milvus(
-        DeterministicFakeEmbedding(size=DIM),
-        collection_name=collection_name,
-        connection_args={"uri": milvus_uri},
-        drop_old=True,
-    )
-    engine, make = store.engine, store.engine._new_loop_resources
-    clients: list[ServerLikeLoading] = []
-
-    def slow_loading():
-        resources = make()
-        resources.client = ServerLikeLoading(resources.client, delay=0.3)
-        clients.append(resources.client)
-        return resources
-
-    engine._async = PerLoop(slow_loading)
+    embeddings = DeterministicFakeEmbedding(size=DIM)
+    store, _ = store_for(milvus_uri, collection_name, embeddings, drop_old=True)
+    clients = wrap_clients(store, lambda client: ServerLikeLoading(client, delay=0.3))
     await store.aadd_documents(docs(3))
     assert not clients[0].loaded
     await store.aclose()
