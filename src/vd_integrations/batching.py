@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from vd_integrations.validation import all_floats
+
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_BATCH_BYTES",
@@ -65,7 +67,7 @@ def estimate_value_bytes(value: Any) -> int:
             return int(value.size) * min(value.dtype.itemsize, 4) + _VECTOR_OVERHEAD
         return _json_len(value.tolist())
     if isinstance(value, (list, tuple)):
-        if value and all(type(x) is float for x in value):  # the common case, checked fast
+        if value and all_floats(value):  # the common case, checked fast
             return 4 * len(value) + _VECTOR_OVERHEAD
         if value and all(
             isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) for x in value

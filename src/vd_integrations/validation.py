@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import Any
 
 from vd_integrations.errors import InvalidInputError
@@ -160,6 +161,11 @@ def _json_problem(value: Any, path: str, active: set[int]) -> str | None:
     return f"a {type(value).__name__}{at} cannot be stored as JSON"
 
 
+def all_floats(values: Sequence[Any]) -> bool:
+    """Whether every element is a float (what embedders return), checked at C speed."""
+    return all(map(isinstance, values, repeat(float, len(values))))
+
+
 def check_vectors(vectors: Sequence[Any], *, dim: int | None, what: str) -> list[list[float]]:
     """Coerce to lists of finite floats of one dimension (``dim`` when known).
 
@@ -172,7 +178,7 @@ def check_vectors(vectors: Sequence[Any], *, dim: int | None, what: str) -> list
         values = tolist() if tolist is not None else vector
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
             raise InvalidInputError(f"{what} #{i} is not a sequence of numbers: {vector!r:.80}.")
-        if all(type(x) is float for x in values):  # what embedders return: checked fast
+        if all_floats(values):  # what embedders return: checked fast
             floats = list(values)
         else:
             for x in values:

@@ -523,11 +523,11 @@ class MilvusEngine:
             method, kwargs = _client_call(next(attempts, None) or self._resend_as(step))
             serial = method in _WRITES and await self._awrites_one_at_a_time(resources.client)
             async with resources.rpc_slots:
-                if step.method == "delete":
-                    self.rpc_counts["query"] += 1
-                    await self._acheck_filter(resources.client, step)
                 self.rpc_counts[method] += 1
                 try:
+                    if step.method == "delete":
+                        self.rpc_counts["query"] += 1
+                        return await self._adelete_checked(resources, step, kwargs, serial)
                     if serial:
                         async with resources.write_lock:
                             return await getattr(resources.client, method)(**kwargs)
@@ -544,10 +544,32 @@ class MilvusEngine:
             attempt, settings, retryable, operation=self._operation_name(step)
         )
 
+    async def _adelete_checked(
+        self, resources: _LoopResources, step: Rpc, kwargs: dict[str, Any], serial: bool
+    ) -> Any:
+        """A delete by expression, with the filter checked by a query sent alongside it.
+
+        AsyncMilvusClient.delete ignores the server's status, so a malformed expression
+        would "succeed" silently (having deleted nothing); the probe raises on it. Sent
+        together rather than one after the other, the probe costs no extra round trip.
+        """
+        probe = asyncio.ensure_future(self._acheck_filter(resources.client, step))
+        try:
+            if serial:
+                async with resources.write_lock:
+                    result = await resources.client.delete(**kwargs)
+            else:
+                result = await resources.client.delete(**kwargs)
+        except BaseException:
+            probe.cancel()
+            await asyncio.gather(probe, return_exceptions=True)
+            raise
+        await probe
+        return result
+
     @staticmethod
     async def _acheck_filter(client: Any, step: Rpc) -> None:
-        """AsyncMilvusClient.delete ignores the server's status, so a malformed expression
-        would "succeed" silently; a one-row query with the same filter raises on it."""
+        """A one-row query with a delete's filter: raises if Milvus cannot parse it."""
         kwargs = step.kwargs
         probe = {"collection_name": kwargs["collection_name"], "filter": kwargs["filter"]}
         probe["limit"] = 1
