@@ -140,6 +140,8 @@ class _LoopResources:
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Setup runs (shared by concurrent callers) and background setup work.
     setup_tasks: SingleFlight = field(default_factory=SingleFlight)
+    #: Opens the client's channel in the background (see ``MilvusEngine._aconnect``).
+    connecting: asyncio.Task[None] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,12 +304,26 @@ class MilvusEngine:
 
         self._check_open()  # a closed store opens no new connections
 
-        return _LoopResources(
+        resources = _LoopResources(
             AsyncMilvusClient(**self.config.client_kwargs()),
             asyncio.Lock(),
             Coalescer(self.coalescing),
             asyncio.Semaphore(self.max_concurrent_rpcs),
         )
+        resources.connecting = asyncio.get_running_loop().create_task(
+            self._aconnect(resources.client)
+        )
+        return resources
+
+    async def _aconnect(self, client: Any) -> None:
+        """Open a new client's channel (10-25 ms) while the loop's first call is still
+        embedding its texts, and learn on the way whether the server is Milvus Lite."""
+        try:
+            version = str(await client.get_server_version(timeout=_CONNECT_TIMEOUT))
+        except Exception:  # the first real call reports what is wrong, with context
+            return
+        if self._serial_writes is None:
+            self._serial_writes = faults.is_milvus_lite(version)
 
     @property
     def layout(self) -> CollectionLayout | None:
@@ -624,6 +640,9 @@ class MilvusEngine:
             await pending.setup_tasks.drain()
         resources = self._async.pop_current()
         client = self._detach_sync_client()
+        if resources is not None and resources.connecting is not None:
+            resources.connecting.cancel()
+            await asyncio.gather(resources.connecting, return_exceptions=True)
         if resources is not None:
             await resources.coalescer.aclose()  # batches in flight still use the client
             await resources.client.close()
@@ -1297,6 +1316,8 @@ def _cancel_requests(task: asyncio.Task[Any] | None) -> int:
 
 _READS = frozenset({"search", "query", "get", "hybrid_search"})
 _WRITES = frozenset({"insert", "upsert", "delete"})
+#: Seconds the background connect of a new loop's client may take before it gives up.
+_CONNECT_TIMEOUT = 10.0
 
 
 def _reload_helps(step: Rpc, exc: BaseException) -> bool:
