@@ -166,6 +166,16 @@ def all_floats(values: Sequence[Any]) -> bool:
     return all(map(isinstance, values, repeat(float, len(values))))
 
 
+def as_float_list(vector: Any) -> list[float]:
+    """A stored vector read back, as a list of Python floats: a list of floats is copied at
+    C speed, numpy arrays and other element types are converted."""
+    tolist = getattr(vector, "tolist", None)
+    values = tolist() if tolist is not None else list(vector)
+    if values and type(values[0]) is not float:
+        values = [float(x) for x in values]
+    return values
+
+
 def check_vectors(vectors: Sequence[Any], *, dim: int | None, what: str) -> list[list[float]]:
     """Coerce to lists of finite floats of one dimension (``dim`` when known).
 

@@ -57,6 +57,7 @@ from vd_integrations.ops import (
     require_embedder,
 )
 from vd_integrations.validation import (
+    as_float_list,
     check_column,
     check_id_list,
     check_metadata_values,
@@ -330,7 +331,7 @@ def _record_from_hit(hit: Mapping[str, Any]) -> Record:
 
 
 def _record_from_doc(doc: Any, *, with_vector: bool = False) -> Record:
-    vector = [float(x) for x in doc.vector] if with_vector and doc.vector is not None else None
+    vector = as_float_list(doc.vector) if with_vector and doc.vector is not None else None
     return Record(
         id=str(doc.id),
         text=doc.text or "",
@@ -770,7 +771,7 @@ class VdEngine:
             except KeyError:  # deleted meanwhile
                 continue
             if doc.vector is not None:
-                candidates.append(replace(hit, vector=[float(x) for x in doc.vector]))
+                candidates.append(replace(hit, vector=as_float_list(doc.vector)))
         if not candidates:
             return []
         order = maximal_marginal_relevance(

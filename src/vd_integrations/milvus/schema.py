@@ -20,6 +20,7 @@ from pymilvus import DataType, FunctionType, MilvusClient
 from vd_integrations.errors import InvalidInputError
 from vd_integrations.filters import FieldRef, dynamic_field, json_field, scalar_field
 from vd_integrations.scoring import normalize_metric
+from vd_integrations.validation import as_float_list
 
 if TYPE_CHECKING:
     from vd_integrations.milvus.hybrid import SparseSpec
@@ -337,7 +338,7 @@ class CollectionLayout:
             skip = {self.primary_field, self.text_field, self.vector_field, *self.hidden_fields}
             metadata = {k: v for k, v in entity.items() if k not in skip}
         if vector is not None:
-            vector = _float_list(vector)
+            vector = as_float_list(vector)
         return Record(id=str(pk), text=text, metadata=metadata, vector=vector, score=score)
 
     def check_metadata(self, index: int, metadata: Any) -> None:
@@ -401,13 +402,3 @@ def _check_json_value(index: int, key: str, value: Any) -> None:
         ) from None
     if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - caught above
         raise InvalidInputError(f"metadata #{index} key {key!r} is not finite.")
-
-
-def _float_list(vector: Any) -> list[float]:
-    """A returned vector as a list of Python floats (pymilvus gives lists of floats: copied
-    at C speed; numpy arrays and other element types are converted)."""
-    tolist = getattr(vector, "tolist", None)
-    values = tolist() if tolist is not None else list(vector)
-    if values and type(values[0]) is not float:
-        values = [float(x) for x in values]
-    return values

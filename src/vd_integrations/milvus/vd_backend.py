@@ -55,6 +55,7 @@ from vd_integrations.milvus.engine import (
 )
 from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
 from vd_integrations.scoring import normalize_metric
+from vd_integrations.validation import as_float_list
 
 __all__ = [
     "MilvusAsyncClient",
@@ -268,7 +269,7 @@ class VdLayout(CollectionLayout):
             id=str(pk),
             text=entity.get(_TEXT) or "",
             metadata=dict(entity.get(_METADATA) or {}),
-            vector=None if vector is None else [float(x) for x in vector],
+            vector=None if vector is None else as_float_list(vector),
             score=score,
         )
 
