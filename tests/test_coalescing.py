@@ -354,6 +354,20 @@ async def test_aclose_waits_for_the_background_load(milvus_uri, collection_name)
     assert clients[0].loaded
 
 
+async def test_asettle_waits_for_the_background_load_and_keeps_the_store_open(
+    milvus_uri, collection_name
+):
+    embeddings = DeterministicFakeEmbedding(size=DIM)
+    store, _ = store_for(milvus_uri, collection_name, embeddings, drop_old=True)
+    clients = wrap_clients(store, lambda client: ServerLikeLoading(client, delay=0.3))
+    await store.aadd_documents(docs(3))
+    assert not clients[0].loaded
+    await store.engine.asettle()
+    assert clients[0].loaded
+    assert len(await store.asimilarity_search("document number 1", k=2)) == 2
+    await store.aclose()
+
+
 def test_sync_writes_leave_a_new_collection_loaded(milvus_uri, collection_name):
     store = Milvus(
         DeterministicFakeEmbedding(size=DIM),

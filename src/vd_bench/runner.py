@@ -267,6 +267,8 @@ def _release(subject: Subject, store: Any, loop: LoopRunner, *, async_used: bool
     """Drop the collection, then close the store (its async clients on their own loop)."""
     name = subject.collection_of(store)
     try:
+        if async_used:
+            loop.run(subject.settle(store))
         subject.drop(store)
     except Exception as exc:
         log.warning("dropping %s failed: %s", name, exc)

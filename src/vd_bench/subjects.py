@@ -153,6 +153,13 @@ class Subject(ABC):
         """Drop the measured collection."""
         store.client.drop_collection(self.collection_of(store))
 
+    async def settle(self, store: Any) -> None:
+        """Let background work the store started on the running loop finish (our stores
+        load a collection they created in the background), so dropping it is quiet."""
+        settle = getattr(getattr(store, "engine", None), "asettle", None)
+        if callable(settle):
+            await settle()
+
     async def aclose(self, store: Any) -> None:
         """Release the store's resources, those bound to the running loop included."""
         closer = getattr(store, "aclose", None)

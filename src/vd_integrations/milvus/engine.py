@@ -630,14 +630,21 @@ class MilvusEngine:
         if client is not None:
             client.close()
 
+    async def asettle(self) -> None:
+        """Wait for the background setup started on this loop (the load of a collection
+        this store created) to finish. Reads wait for it anyway; this is for code that is
+        about to drop the collection behind the store's back."""
+        resources = self._async.current()
+        if resources is not None:
+            await resources.setup_tasks.drain()
+
     async def aclose(self) -> None:
         """Close the store (see :meth:`close`) and the running loop's async client, once its
         coalesced batches in flight are done. Other loops keep their clients until they
         call ``aclose()`` too or end. Safe to call more than once, from every loop.
         Background setup started on this loop (loading a new collection) finishes first."""
-        pending = self._async.current()
-        if pending is not None and not self._closed:
-            await pending.setup_tasks.drain()
+        if not self._closed:
+            await self.asettle()
         resources = self._async.pop_current()
         client = self._detach_sync_client()
         if resources is not None and resources.connecting is not None:
