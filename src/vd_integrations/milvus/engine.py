@@ -490,10 +490,14 @@ class MilvusEngine:
             self._serial_writes = faults.is_milvus_lite(self._server_version(self.client))
         return self._serial_writes is not False  # unknown (server down?): the safe choice
 
-    async def _awrites_one_at_a_time(self, client: Any) -> bool:
+    async def _awrites_one_at_a_time(self, resources: _LoopResources) -> bool:
+        if self._serial_writes is None and resources.connecting is not None:
+            # The background connect asks the server's version anyway: no second request.
+            # (asyncio.wait neither cancels the task nor raises if aclose cancelled it.)
+            await asyncio.wait([resources.connecting])
         if self._serial_writes is None:
             try:
-                version = str(await client.get_server_version())
+                version = str(await resources.client.get_server_version())
             except Exception:
                 version = None
             self._serial_writes = faults.is_milvus_lite(version)
@@ -537,7 +541,7 @@ class MilvusEngine:
         async def attempt() -> Any:
             resources = self._async.get()
             method, kwargs = _client_call(next(attempts, None) or self._resend_as(step))
-            serial = method in _WRITES and await self._awrites_one_at_a_time(resources.client)
+            serial = method in _WRITES and await self._awrites_one_at_a_time(resources)
             async with resources.rpc_slots:
                 self.rpc_counts[method] += 1
                 try:
