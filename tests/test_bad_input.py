@@ -73,6 +73,17 @@ class Opaque:
     """A metadata value no store can serialise."""
 
 
+def deep(levels: int) -> dict[str, Any]:
+    """Metadata nested ``levels`` deep (the dict itself is level 1; the limit is 64)."""
+    value: Any = "leaf"
+    for _ in range(levels - 1):
+        value = {"k": value}
+    return {"deep": value}
+
+
+OVER_FLOAT32 = [1e39] + [0.0] * (DIM - 1)  # stored as inf, it would break scores and MMR
+
+
 def node(node_id: str, text: str, embedding: Any = None, **metadata: Any) -> TextNode:
     """A TextNode whose ``embedding`` bypasses pydantic, so it is kept exactly as given."""
     result = TextNode(id_=node_id, text=text, metadata=metadata)
@@ -200,6 +211,8 @@ LANGCHAIN_TABLE: list[Bad] = [
     meta("metadata surrogate value", {"s": "a\ud800b"}, "UTF-8"),
     meta("metadata nested surrogate", {"s": {"t": ["\udc00"]}}, "UTF-8"),
     meta("metadata surrogate key", {"k\ud800": 1}, "UTF-8"),
+    meta("metadata nested 65 deep", deep(65), "more than 64 levels deep"),
+    meta("metadata nested 1000 deep", deep(1000), "more than 64 levels deep"),
     meta("metadata not a dict", "topic", "must be a dict"),
     meta("metadata list", [("k", 1)], "must be a dict"),
     meta("metadata empty key", {"": 1}, "non-empty strings"),
@@ -213,6 +226,10 @@ LANGCHAIN_TABLE: list[Bad] = [
     emb("NaN vector", [axis_vector("apple"), [math.nan] * DIM], "NaN"),
     emb("inf vector", [axis_vector("apple"), [math.inf] + [0.0] * (DIM - 1)], "infinity"),
     emb("empty vector", [axis_vector("apple"), []], "empty"),
+    emb("vector over float32", [axis_vector("apple"), OVER_FLOAT32], "float32"),
+    emb(
+        "vector int over float32", [axis_vector("apple"), [-(10**39)] + [0] * (DIM - 1)], "float32"
+    ),
     emb("None vector", [axis_vector("apple"), None], "not a sequence"),
     emb("str vector", [axis_vector("apple"), "0.5" * DIM], "not a sequence"),
     emb("str numbers", [axis_vector("apple"), ["0.5"] * DIM], "non-number"),
@@ -248,6 +265,15 @@ LANGCHAIN_TABLE: list[Bad] = [
     search("query bytes", "query must be a str", b"apple"),
     search("query vector dim", "dimension", [1.0, 0.0], method="similarity_search_by_vector"),
     search("query vector NaN", "NaN", [math.nan] * DIM, method="similarity_search_by_vector"),
+    search(
+        "query vector over float32", "float32", OVER_FLOAT32, method="similarity_search_by_vector"
+    ),
+    Bad(
+        "mmr vector over float32",
+        "max_marginal_relevance_search_by_vector",
+        (OVER_FLOAT32,),
+        match="float32",
+    ),
     search("query vector str", "sequence", "apple", method="similarity_search_by_vector"),
     mmr("fetch_k zero", "fetch_k", fetch_k=0),
     mmr("mmr k zero", "positive integer", k=0),
@@ -344,6 +370,7 @@ LLAMA_TABLE: list[Bad] = [
     li_add("wrong dimension", [ok_node(), node("w", "dog", [1.0, 0.0])], "dimension"),
     li_add("NaN embedding", [ok_node(), node("w", "dog", [math.nan] * DIM)], "NaN"),
     li_add("inf embedding", [ok_node(), node("w", "dog", [math.inf] * DIM)], "infinity"),
+    li_add("embedding over float32", [ok_node(), node("w", "dog", [1e39] * DIM)], "float32"),
     li_add("str embedding values", [ok_node(), node("w", "dog", ["0.1"] * DIM)], "non-number"),
     li_add("duplicate node ids", [ok_node("dup"), node("dup", "dog")], "Duplicate"),
     li_add("empty node id", [ok_node(), node("", "dog")], "non-empty"),
@@ -353,6 +380,7 @@ LLAMA_TABLE: list[Bad] = [
     li_add("metadata object", [ok_node(), node("w", "dog", o=Opaque())], "metadata"),
     li_add("metadata int over int64", [ok_node(), node("w", "dog", n=2**70)], "int64"),
     li_add("metadata surrogate", [ok_node(), node("w", "dog", s="\udfff")], "UTF-8"),
+    li_add("metadata nested 1000 deep", [ok_node(), node("w", "dog", **deep(1000))], "64 levels"),
     # ----- query -----
     li_query("k zero", vq(k=0), "similarity_top_k"),
     li_query("k negative", vq(k=-3), "similarity_top_k"),
@@ -361,6 +389,7 @@ LLAMA_TABLE: list[Bad] = [
     li_query("no query embedding", VectorStoreQuery(query_str="apple"), "query_embedding"),
     li_query("query dimension", vq([1.0, 0.0]), "dimension"),
     li_query("query NaN", vq([math.nan] * DIM), "NaN"),
+    li_query("query over float32", vq(OVER_FLOAT32), "float32"),
     li_query("query str embedding", vq("apple"), "list of floats"),
     li_query("not a VectorStoreQuery", {"query_embedding": [0.0] * DIM}, "VectorStoreQuery"),
     li_query("unknown mode", vq(mode="bogus"), "Unknown query mode"),

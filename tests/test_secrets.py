@@ -31,9 +31,10 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery
 
+import llama_index_vd
 from langchain_vd import Milvus
 from llama_index_vd import MilvusVectorStore
-from vd_integrations.milvus.config import ConnectionConfig, redact_uri
+from vd_integrations.milvus.config import ConnectionConfig, redact_setting, redact_uri
 from vd_integrations.openai_embeddings import OpenAIEmbeddingClient
 from vd_integrations.retry import RetryError, RetrySettings
 
@@ -149,6 +150,40 @@ def test_repr_and_str_hide_llama_index_token(milvus_uri: str, collection_name: s
     assert_clean(*shown)
     assert store.token == TOKEN  # kept for the connection, just never shown
     store.close()
+
+
+def test_serialisations_hide_passwords_in_uris_and_tokens() -> None:
+    """model_dump / model_dump_json / to_dict / to_json / dict / json redact as repr does
+    (issue 14, class 7): the password inside a URI and any token never appear."""
+    uri = f"http://root:{SECRET}@127.0.0.1:{refused_port()}"
+    stores = [
+        MilvusVectorStore(uri=uri, token=TOKEN, password=SECRET, collection_name="c"),
+        llama_index_vd.VDVectorStore(backend="milvus", uri=uri, token=TOKEN),
+    ]
+    for store in stores:  # nothing connects in a constructor
+        shown = [store.model_dump_json(), store.to_json(), store.json(), repr(store)]
+        shown += [str(store.model_dump()), str(store.model_dump(mode="json"))]
+        shown += [str(store.to_dict()), str(store.dict()), str(list(store.__repr_args__()))]
+        shown += [pprint.pformat(store), str(store.model_dump(include={"uri", "token"}))]
+        assert_clean(*shown)
+    llama = stores[0]
+    assert llama.model_dump()["uri"] == redact_uri(uri) == "http://***@127.0.0.1:" + uri[-5:]
+    assert json.loads(llama.to_json())["uri"] == redact_uri(uri)
+    assert redact_uri(uri) in repr(llama)  # the same redaction as repr
+    assert llama.uri == uri and llama.token == TOKEN  # still what the connection uses
+    assert redact_setting("client_secret", SECRET) == redact_setting("token", TOKEN) == "***"
+    assert redact_setting("uri", uri) == redact_uri(uri)
+    assert redact_setting("token", "") == "" and redact_setting("secure", True) is True
+
+    langchain = Milvus(
+        DeterministicFakeEmbedding(size=8),
+        connection_args={"uri": uri, "token": TOKEN, "password": SECRET},
+    )
+    retriever = langchain.as_retriever()
+    shown = [repr(langchain), repr(retriever), str(retriever.model_dump())]
+    shown += [json.dumps(retriever.to_json(), default=repr), pprint.pformat(vars(retriever))]
+    assert_clean(*shown)
+    langchain.close()
 
 
 def test_connection_config_redacts_every_secret_form() -> None:

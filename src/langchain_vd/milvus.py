@@ -44,6 +44,7 @@ from vd_integrations.milvus.hybrid import SparseSpec, sparse_spec_from_builtin
 from vd_integrations.milvus.schema import CollectionSpec, Record
 from vd_integrations.ops import Op
 from vd_integrations.retry import RetrySettings
+from vd_integrations.validation import check_known_kwargs, parameter_names
 
 __all__ = ["BM25BuiltInFunction", "Milvus"]
 
@@ -191,6 +192,7 @@ class Milvus(EngineVectorStore):
         query_cache_size: int = 0,
         batch_query_embeddings: bool | None = None,
         retry: RetrySettings | None = None,
+        **kwargs: Any,
     ) -> None:
         """Arguments as in ``langchain_milvus.Milvus``, plus async tuning (keyword-only):
 
@@ -200,7 +202,9 @@ class Milvus(EngineVectorStore):
         ``batch_query_embeddings`` lets concurrent queries share one embedding call (None:
         only for embedders known to embed queries like documents); ``retry`` is the policy
         for transient Milvus failures (``RetrySettings``; see the README's Reliability).
+        Any other keyword raises ``TypeError`` naming the closest valid one.
         """
+        check_known_kwargs(kwargs, parameter_names(Milvus.__init__), "Milvus()")
         if isinstance(embedding_function, list):
             raise NotImplementedError(
                 "Multiple embedding functions are not supported; pass one embedding_function "

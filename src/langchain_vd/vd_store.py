@@ -26,7 +26,8 @@ from langchain_vd._base import EngineVectorStore
 from vd_integrations.milvus.hybrid import vd_hybrid_search, vd_text_search
 from vd_integrations.milvus.schema import Record
 from vd_integrations.ops import Op
-from vd_integrations.vd_engine import VdEngine
+from vd_integrations.validation import parameter_names
+from vd_integrations.vd_engine import VdEngine, check_connect_kwargs
 
 __all__ = ["VDVectorStore"]
 
@@ -55,6 +56,14 @@ class VDVectorStore(EngineVectorStore):
         metric: str = "cosine",
         **connect_kwargs: Any,
     ) -> None:
+        """``connect_kwargs`` go to ``vd.connect(backend, ...)``; a name the backend does not
+        take raises ``TypeError`` naming the closest valid one."""
+        check_connect_kwargs(
+            backend,
+            connect_kwargs,
+            where=f"VDVectorStore(backend={backend!r})",
+            own=parameter_names(VDVectorStore.__init__),
+        )
         self.embedding = embedding
         self.collection_name = collection_name
         self._engine = VdEngine(

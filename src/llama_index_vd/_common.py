@@ -18,6 +18,7 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 
 from vd_integrations.errors import InvalidInputError
 from vd_integrations.milvus.schema import Record
+from vd_integrations.validation import check_metadata_depth
 
 __all__ = [
     "DEFAULT_MMR_PREFETCH_FACTOR",
@@ -121,6 +122,7 @@ def node_rows(
     skip = frozenset(skip_keys)
     metadatas = []
     for i, node in enumerate(nodes):
+        check_metadata_depth(i, node.metadata or {})  # names the limit; pydantic would not
         try:
             meta = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
         except (TypeError, ValueError) as exc:  # pydantic cannot serialise a metadata value

@@ -39,8 +39,12 @@ VARCHAR column, the node text in ``text``, the vector in ``embedding``, and node
   ``sparse_top_k`` results). Similarities: fused scores / BM25 scores, higher is better.
   BM25 needs Milvus 2.5+ or Milvus Lite 3.x. ``enable_dense=False`` is rejected.
   ``index_management`` is accepted: a new collection always gets its index, an existing
-  one is used as is. ``output_fields`` only limits the metadata of rows
-  written by other tools (nodes carry their metadata in ``_node_content``).
+  one is used as is. ``use_async_client`` is accepted and has no effect (async I/O is
+  always native). Extra keyword arguments must be pymilvus connection settings
+  (``user``, ``password``, ``db_name``, ``secure``, ``server_pem_path``...); any other
+  name raises ``TypeError`` naming the closest valid one. ``output_fields`` only limits
+  the metadata of rows written by other tools (nodes carry their metadata in
+  ``_node_content``).
 """
 
 from __future__ import annotations
@@ -53,7 +57,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import (
+    Field,
+    PrivateAttr,
+    SerializationInfo,
+    field_serializer,
+)
 from llama_index.core.schema import BaseNode, MetadataMode
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
@@ -91,7 +100,7 @@ from vd_integrations.filters import (
     is_safe_identifier,
     scalar_field,
 )
-from vd_integrations.milvus.config import ConnectionConfig
+from vd_integrations.milvus.config import CONNECTION_KWARGS, ConnectionConfig, redact_setting
 from vd_integrations.milvus.engine import MilvusEngine, Op
 from vd_integrations.milvus.hybrid import (
     Ranker,
@@ -107,6 +116,7 @@ from vd_integrations.milvus.schema import (
     Record,
 )
 from vd_integrations.retry import RetrySettings
+from vd_integrations.validation import check_known_kwargs, parameter_names
 
 __all__ = ["DEFAULT_MILVUS_URI", "IndexManagement", "MilvusVectorStore"]
 
@@ -117,6 +127,8 @@ DEFAULT_BATCH_SIZE = 100
 MILVUS_ID_FIELD = "id"
 _METRICS = {"ip": "IP", "l2": "L2", "euclidean": "L2", "cosine": "COSINE"}
 _RANKERS = ("RRFRanker", "WeightedRanker")
+#: LlamaIndex's constructor arguments with no effect here (async I/O is always native).
+_UPSTREAM_ONLY = frozenset({"use_async_client"})
 
 
 class IndexManagement(str, Enum):
@@ -232,7 +244,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
     stores_text: bool = True
     stores_node: bool = True
 
-    uri: str = DEFAULT_MILVUS_URI
+    uri: str = Field(default=DEFAULT_MILVUS_URI, repr=False)  # shown redacted by __repr__
     token: str = Field(default="", exclude=True, repr=False)
     collection_name: str = "llamacollection"
     dim: int | None = None
@@ -297,6 +309,15 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
         retry: RetrySettings | None = None,
         **kwargs: Any,
     ) -> None:
+        # **kwargs are connection settings (as LlamaIndex passes them to MilvusClient): a
+        # name that is neither one of those nor a parameter is a typo, not an option.
+        check_known_kwargs(
+            kwargs,
+            parameter_names(MilvusVectorStore.__init__) | CONNECTION_KWARGS | _UPSTREAM_ONLY,
+            "MilvusVectorStore()",
+        )
+        for name in _UPSTREAM_ONLY:
+            kwargs.pop(name, None)
         if not enable_dense:
             raise NotImplementedError(
                 "enable_dense=False (a sparse-only collection) is not supported; keep "
@@ -408,6 +429,12 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
     @classmethod
     def class_name(cls) -> str:
         return "VdMilvusVectorStore"
+
+    @field_serializer("uri", "token")
+    def _redact_connection(self, value: str, info: SerializationInfo) -> str:
+        """``model_dump``, ``model_dump_json``, ``to_dict`` and ``to_json`` show the URI and
+        token as ``repr`` does: no password inside the URI, no token."""
+        return redact_setting(info.field_name, value)
 
     def __repr__(self) -> str:
         return (

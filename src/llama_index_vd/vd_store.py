@@ -46,7 +46,8 @@ from llama_index_vd.filters import to_vd_filter
 from vd_integrations.errors import InvalidInputError
 from vd_integrations.milvus.hybrid import vd_hybrid_search, vd_text_search
 from vd_integrations.ops import Op
-from vd_integrations.vd_engine import VdEngine
+from vd_integrations.validation import parameter_names
+from vd_integrations.vd_engine import VdEngine, check_connect_kwargs
 
 __all__ = ["VDVectorStore"]
 
@@ -93,6 +94,12 @@ class VDVectorStore(EngineShells, BasePydanticVectorStore):
         batch_size: int = 100,
         **connect_kwargs: Any,
     ) -> None:
+        check_connect_kwargs(  # vd ignores options its adapter does not take: refuse typos
+            backend,
+            connect_kwargs,
+            where=f"VDVectorStore(backend={backend!r})",
+            own=parameter_names(VDVectorStore.__init__),
+        )
         canonical = _METRICS.get(str(metric).lower())
         if canonical is None:
             raise InvalidInputError(

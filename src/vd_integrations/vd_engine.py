@@ -60,6 +60,8 @@ from vd_integrations.validation import (
     as_float_list,
     check_column,
     check_id_list,
+    check_known_kwargs,
+    check_metadata_depth,
     check_metadata_values,
     check_positive_int,
     check_same_length,
@@ -67,9 +69,10 @@ from vd_integrations.validation import (
     check_unit_interval,
     check_utf8,
     check_vectors,
+    parameter_names,
 )
 
-__all__ = ["VdCall", "VdEngine", "VdFilter", "check_filter"]
+__all__ = ["VdCall", "VdEngine", "VdFilter", "check_connect_kwargs", "check_filter"]
 
 _log = logging.getLogger(__name__)
 
@@ -209,6 +212,33 @@ class _LoopResources:
 # --------------------------------------------------------------------------------------------
 
 
+#: vd's adapters that hand options they do not name to their native client (``qdrant`` to
+#: ``QdrantClient``, ``redis`` to ``redis.Redis``): any name may be valid there.
+_FORWARDING_BACKENDS = frozenset({"qdrant", "redis"})
+
+
+def check_connect_kwargs(
+    backend: str, kwargs: Mapping[str, Any], *, where: str, own: Iterable[str] = ()
+) -> None:
+    """Refuse connection options that vd's adapter for ``backend`` neither takes nor passes on
+    (vd stores them and ignores them, so a misspelled option would be silently dropped), with
+    a ``TypeError`` naming the closest valid one among the adapter's and ``own`` names.
+
+    Adapters outside vd (a registered third-party backend) and those that forward unknown
+    options to their native client are not checked: their valid names are not knowable.
+    """
+    if not kwargs or backend in _FORWARDING_BACKENDS:
+        return
+    try:
+        client_class = get_backend(backend)
+    except (ValueError, vd.BackendNotInstalledError):
+        return  # VdEngine reports the backend itself
+    if not getattr(client_class, "__module__", "").startswith("vd.backends."):
+        return
+    known = (parameter_names(client_class.__init__) - {"embedder"}) | set(own)
+    check_known_kwargs(kwargs, known, where)
+
+
 def _check_metric(metric: Any) -> str:
     if not isinstance(metric, str) or metric.strip().lower() not in METRICS:
         raise InvalidInputError(f"metric must be one of {list(METRICS)}, got {metric!r}.")
@@ -263,6 +293,7 @@ def _check_metadata(index: int, metadata: Any) -> dict[str, Any]:
             raise InvalidInputError(
                 f"metadata #{index} has key {key!r}; metadata keys must be non-empty strings."
             )
+        check_metadata_depth(index, {key: value})  # before the recursive encoder below
         try:
             json.dumps(value, allow_nan=False)  # its own message for sets, bytes, objects, NaN
         except (TypeError, ValueError):
@@ -393,6 +424,9 @@ class VdEngine:
             raise
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from None
+        check_connect_kwargs(
+            backend, connect_kwargs, where="VdEngine()", own=parameter_names(VdEngine.__init__)
+        )
         self.backend = backend
         self.collection_name = collection_name
         self.embedder = embedder

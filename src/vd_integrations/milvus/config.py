@@ -9,7 +9,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_EMBEDDED_URI", "ConnectionConfig", "redact_uri"]
+__all__ = [
+    "CONNECTION_KWARGS",
+    "DEFAULT_EMBEDDED_URI",
+    "ConnectionConfig",
+    "redact_setting",
+    "redact_uri",
+]
 
 #: Where an embedded Milvus Lite database lives when no URI is given.
 DEFAULT_EMBEDDED_URI = "./milvus_vd.db"
@@ -32,6 +38,33 @@ _SECRET_MARKERS = ("token", "password", "passwd", "secret", "key", "credential",
 #: ``scheme://user:password@`` -- credentials inside a URI.
 _URI_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/@]*)@")
 _REMOTE_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix:")
+#: The connection keyword arguments pymilvus' ``MilvusClient`` (2.5 to 3.x) reads, besides
+#: ``uri``: its own parameters and what it hands to the gRPC handler and ``connections``.
+CONNECTION_KWARGS = frozenset(
+    {
+        "uri",
+        "token",
+        "user",
+        "password",
+        "db_name",
+        "timeout",
+        "host",
+        "port",
+        "address",
+        "secure",
+        "client_pem_path",
+        "client_key_path",
+        "ca_pem_path",
+        "server_pem_path",
+        "server_name",
+        "grpc_options",
+        "keep_alive",
+        "option",
+        "alias",
+        "dedicated",
+        "cluster_id",
+    }
+)
 
 
 @dataclass(frozen=True, repr=False)
@@ -107,19 +140,27 @@ class ConnectionConfig:
         return kwargs
 
     def __repr__(self) -> str:
-        shown = [f"uri={redact_uri(self.uri)!r}"]
-        if self.db_name:
-            shown.append(f"db_name={self.db_name!r}")
-        if self.user:
-            shown.append(f"user={self.user!r}")
-        for name in ("token", "password"):
+        shown = [f"uri={redact_setting('uri', self.uri)!r}"]
+        for name in ("db_name", "user", "token", "password"):
             if getattr(self, name):
-                shown.append(f"{name}='***'")
+                shown.append(f"{name}={redact_setting(name, getattr(self, name))!r}")
         for key, value in self.extra.items():
-            shown.append(f"{key}='***'" if _is_secret_key(key) else f"{key}={value!r}")
+            shown.append(f"{key}={redact_setting(key, value)!r}")
         return f"ConnectionConfig({', '.join(shown)})"
 
     __str__ = __repr__
+
+
+def redact_setting(key: str, value: Any) -> Any:
+    """A connection setting as it may be shown (``repr``, ``model_dump``, ``to_dict``...):
+    a secret (``token``, ``password``, ``api_key``, ``client_secret``...) as ``'***'`` when
+    set, a URI without the password it may carry, anything else unchanged. The one
+    redaction rule for everything that displays or serialises connection settings."""
+    if _is_secret_key(key) and value not in (None, ""):
+        return "***"
+    if isinstance(value, str):
+        return redact_uri(value)
+    return value
 
 
 def redact_uri(uri: str) -> str:

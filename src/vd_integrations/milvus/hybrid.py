@@ -39,7 +39,12 @@ from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusC
 from vd_integrations.errors import InvalidInputError, MilvusOperationError
 from vd_integrations.milvus.schema import CollectionLayout, Record
 from vd_integrations.ops import EmbedQuery, Op
-from vd_integrations.validation import check_positive_int, check_vectors
+from vd_integrations.validation import (
+    FLOAT32_MAX,
+    check_positive_int,
+    check_vectors,
+    fits_float32,
+)
 
 if TYPE_CHECKING:
     from vd_integrations.milvus.engine import FilterLike, MilvusEngine
@@ -404,6 +409,11 @@ def check_sparse_vector(vector: Any, what: str = "sparse vector") -> dict[int, f
             raise InvalidInputError(f"{what} has value {value!r}; values must be numbers.")
         if not math.isfinite(float(value)):
             raise InvalidInputError(f"{what} contains NaN or infinity.")
+        if not fits_float32(float(value)):
+            raise InvalidInputError(
+                f"{what} has weight {value!r} for dimension {key!r}, outside the float32 range "
+                f"(magnitude at most {FLOAT32_MAX:.8g}) in which Milvus stores it."
+            )
         out[int(key)] = float(value)
     return out
 

@@ -20,7 +20,7 @@ from pymilvus import DataType, FunctionType, MilvusClient
 from vd_integrations.errors import InvalidInputError
 from vd_integrations.filters import FieldRef, dynamic_field, json_field, scalar_field
 from vd_integrations.scoring import normalize_metric
-from vd_integrations.validation import as_float_list
+from vd_integrations.validation import as_float_list, check_int64_id, check_metadata_depth
 
 if TYPE_CHECKING:
     from vd_integrations.milvus.hybrid import SparseSpec
@@ -262,17 +262,8 @@ class CollectionLayout:
 
     def encode_id(self, value: Any) -> str | int:
         """A caller's id as the primary key value (``str`` or ``int``)."""
-        if self.pk_is_int:
-            if isinstance(value, bool):
-                raise InvalidInputError(f"id {value!r} must be an integer, not a bool.")
-            if isinstance(value, int):
-                return value
-            if isinstance(value, str) and value.lstrip("-").isdigit():
-                return int(value)
-            raise InvalidInputError(
-                f"Collection {self.name!r} has an INT64 primary key; id {value!r} "
-                f"({type(value).__name__}) is not an integer."
-            )
+        if self.pk_is_int:  # ASCII digits only: a fullwidth or superscript digit is no id
+            return check_int64_id(value, self.name)
         if not isinstance(value, str):
             raise InvalidInputError(
                 f"ids must be strings, got {value!r} ({type(value).__name__}); "
@@ -392,6 +383,7 @@ def _sparse_field(
 
 def _check_json_value(index: int, key: str, value: Any) -> None:
     """Metadata values must survive a JSON round trip exactly."""
+    check_metadata_depth(index, {key: value})  # iterative: before the recursive encoder
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
