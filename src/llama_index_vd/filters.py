@@ -58,8 +58,8 @@ from llama_index.core.vector_stores.types import (
     MetadataFilter,
     MetadataFilters,
 )
-from vd import UnsupportedFilterError
 
+from vd_integrations.errors import UnsupportedFilterError
 from vd_integrations.filters import (
     FieldRef,
     combine,

@@ -12,5 +12,6 @@ or from Python::
 from vd_bench.bench import run_benchmark
 from vd_bench.report import BenchResults
 from vd_bench.runner import BenchConfig, Measurement
+from vd_integrations import __version__
 
-__all__ = ["BenchConfig", "BenchResults", "Measurement", "run_benchmark"]
+__all__ = ["BenchConfig", "BenchResults", "Measurement", "__version__", "run_benchmark"]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from vd_bench.corpus import POPULATION, Item, items, query
+from vd_integrations import VdIntegrationsError
 
 __all__ = [
     "EMBEDDINGS",
@@ -44,7 +45,7 @@ K = 3
 FETCH_K = 20
 
 
-class BenchmarkCheckError(AssertionError):
+class BenchmarkCheckError(VdIntegrationsError, AssertionError):
     """An operation returned something other than what the workload requires."""
 
 

@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vd_integrations._base_error import VdIntegrationsError
+
 if TYPE_CHECKING:
     from vd_integrations.openai_embeddings import OpenAIEmbeddingClient
 
@@ -178,7 +180,7 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class _BadRequest(Exception):
+class _BadRequest(VdIntegrationsError):
     def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message, self.param, self.code = message, param, code

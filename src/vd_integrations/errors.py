@@ -1,40 +1,79 @@
-"""Errors raised by the core. Every message says what was wrong and how to fix it."""
+"""Errors raised by the core. Every message says what was wrong and how to fix it.
+
+Every exception class this project defines derives from :class:`VdIntegrationsError`, and
+each also keeps its standard base, so ``except ValueError`` (or ``RuntimeError``,
+``LookupError``) still catches what it caught before::
+
+    VdIntegrationsError
+    ├── InvalidInputError             (ValueError)    bad texts, ids, vectors, metadata, k...
+    ├── UnsupportedFilterError        (vd.UnsupportedFilterError, a ValueError)
+    │   └── InvalidFilterExpressionError              Milvus rejected a filter expression
+    ├── MilvusOperationError          (RuntimeError)  any other failed Milvus call
+    ├── CollectionNotFoundError       (LookupError)
+    ├── StoreClosedError              (RuntimeError)  used after close() / aclose()
+    ├── OperationTimeoutError         (TimeoutError)  a call's timeout= ran out
+    ├── ServerUnreachableError        (ConnectionError) nothing answers at the URI
+    ├── RetryError                    (RuntimeError)  vd_integrations.retry
+    └── UnsupportedEventLoopError     (RuntimeError)  vd_integrations.loops (e.g. trio)
+
+Some checks of plain Python arguments raise ``TypeError`` / ``ValueError`` directly, and a
+dict filter the ``vd`` library itself rejects raises ``vd.UnsupportedFilterError``; catch
+``ValueError`` to cover those too.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from vd import UnsupportedFilterError
+import vd
+
+from vd_integrations._base_error import VdIntegrationsError
 
 __all__ = [
     "CollectionNotFoundError",
     "InvalidFilterExpressionError",
     "InvalidInputError",
     "MilvusOperationError",
+    "OperationTimeoutError",
+    "ServerUnreachableError",
     "StoreClosedError",
     "UnsupportedFilterError",
+    "VdIntegrationsError",
     "error_chain",
 ]
 
 
-class InvalidInputError(ValueError):
+class InvalidInputError(VdIntegrationsError, ValueError):
     """Input rejected before anything was written (lengths, ids, vectors, metadata, k...)."""
+
+
+class UnsupportedFilterError(VdIntegrationsError, vd.UnsupportedFilterError):
+    """A filter (dict, ``MetadataFilters``) that cannot be translated; a
+    ``vd.UnsupportedFilterError`` and so a ``ValueError``."""
 
 
 class InvalidFilterExpressionError(UnsupportedFilterError):
     """Milvus could not parse or evaluate a filter expression."""
 
 
-class MilvusOperationError(RuntimeError):
+class MilvusOperationError(VdIntegrationsError, RuntimeError):
     """A Milvus call failed for a reason other than bad input."""
 
 
-class CollectionNotFoundError(LookupError):
+class CollectionNotFoundError(VdIntegrationsError, LookupError):
     """The collection does not exist and cannot be created from what the caller gave."""
 
 
-class StoreClosedError(RuntimeError):
+class StoreClosedError(VdIntegrationsError, RuntimeError):
     """The store was used after ``close()`` / ``aclose()``."""
+
+
+class OperationTimeoutError(VdIntegrationsError, TimeoutError):
+    """A call did not finish within its ``timeout`` (setup and connecting included)."""
+
+
+class ServerUnreachableError(VdIntegrationsError, ConnectionError):
+    """No Milvus server answers at the URI (the first connection was refused or hung)."""
 
 
 def error_chain(exc: BaseException) -> Iterator[BaseException]:

@@ -67,8 +67,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from vd import UnsupportedFilterError
 from vd.filters import FIELD_OPERATORS, LOGICAL_OPERATORS
+
+from vd_integrations.errors import UnsupportedFilterError
 
 __all__ = [
     "FieldRef",

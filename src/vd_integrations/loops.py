@@ -21,6 +21,8 @@ import weakref
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, Generic, TypeVar
 
+from vd_integrations._base_error import VdIntegrationsError
+
 T = TypeVar("T")
 
 __all__ = [
@@ -32,7 +34,7 @@ __all__ = [
 ]
 
 
-class UnsupportedEventLoopError(RuntimeError):
+class UnsupportedEventLoopError(VdIntegrationsError, RuntimeError):
     """An async method was awaited outside an asyncio event loop (e.g. under trio)."""
 
 

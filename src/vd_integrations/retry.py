@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TypeVar
 
+from vd_integrations._base_error import VdIntegrationsError
+
 __all__ = [
     "RetryError",
     "RetrySettings",
@@ -37,7 +39,7 @@ HintFn = Callable[[BaseException], float | None]
 DescribeFn = Callable[[BaseException], str]
 
 
-class RetryError(RuntimeError):
+class RetryError(VdIntegrationsError, RuntimeError):
     """A transient error persisted through every attempt the policy allowed.
 
     ``attempts`` is how many calls were made and ``last_error`` the final failure

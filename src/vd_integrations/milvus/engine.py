@@ -41,7 +41,7 @@ from vd_integrations.errors import (
 )
 from vd_integrations.filters import and_exprs, ids_expr, translate_filter
 from vd_integrations.loops import PerLoop, SingleFlight, running_loop
-from vd_integrations.milvus import coalescing, faults, hybrid
+from vd_integrations.milvus import coalescing, faults, hybrid, log_filters
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
 from vd_integrations.mmr import maximal_marginal_relevance
@@ -110,22 +110,9 @@ class Rpc:
 Step = Rpc | EmbedDocuments | EmbedQuery | Exclusive | Background
 
 
-class _HandledIndexWaitFilter(logging.Filter):
-    """Drop pymilvus' ERROR records for the index wait that milvus-lite 3.x lacks.
-
-    ``_ensure_index`` recovers from that UNIMPLEMENTED error (pymilvus#3711), so the
-    traceback pymilvus logs for it would only alarm users. Nothing else is filtered.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not (
-            "UNIMPLEMENTED" in message
-            and ("[wait_for_creating_index]" in message or "[create_index]" in message)
-        )
-
-
-logging.getLogger("pymilvus.decorators").addFilter(_HandledIndexWaitFilter())
+# pymilvus' ERROR records (with tracebacks) for failures handled here: the index wait
+# milvus-lite 3.x lacks, and filters Milvus cannot parse (raised as our own error).
+log_filters.install()
 
 
 @dataclass
