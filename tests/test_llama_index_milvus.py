@@ -367,9 +367,9 @@ def test_upsert_mode_and_insert_mode(
         methods: list[str] = []
         perform = store.engine._perform
 
-        def spy(step: Any, perform: Any = perform, methods: list[str] = methods) -> Any:
+        def spy(step: Any, *args: Any, perform: Any = perform, methods: list[str] = methods) -> Any:
             methods.append(getattr(step, "method", ""))
-            return perform(step)
+            return perform(step, *args)
 
         monkeypatch.setattr(store.engine, "_perform", spy)
         store.add([text_node("x", "apple")])

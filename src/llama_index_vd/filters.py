@@ -60,6 +60,7 @@ from llama_index.core.vector_stores.types import (
 )
 
 from vd_integrations.errors import UnsupportedFilterError
+from vd_integrations.expressions import check_raw_expression
 from vd_integrations.filters import (
     FieldRef,
     combine,
@@ -193,8 +194,10 @@ def _check_top(filters: Any) -> MetadataFilters | None:
 
 
 def all_of(*exprs: str | None) -> str | None:
-    """AND Milvus expressions (``None``/empty ones skipped); ``None`` when nothing is left."""
-    combined = combine("and", [e if e in (TRUE, FALSE) else f"({e})" for e in exprs if e])
+    """AND Milvus expressions (``None``/empty ones skipped); ``None`` when nothing is left.
+    Each is checked alone first, so a raw ``string_expr`` cannot escape the others."""
+    parts = [check_raw_expression(e) for e in exprs if e and e.strip()]
+    combined = combine("and", [e if e in (TRUE, FALSE) else f"({e})" for e in parts])
     return None if combined == TRUE else combined
 
 

@@ -98,6 +98,7 @@ from vd_integrations.filters import (
     ids_expr,
     is_in,
     is_safe_identifier,
+    refuse_delete_of_everything,
     scalar_field,
 )
 from vd_integrations.milvus.config import CONNECTION_KWARGS, ConnectionConfig, redact_setting
@@ -593,11 +594,8 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
     def _delete_nodes_op(self, node_ids: Any, filters: MetadataFilters | None) -> Op[None]:
         ids = check_ids(node_ids, "node_ids")
         expr = self._expr(None, filters)  # validate before any I/O
-        if ids is None and expr is None:
-            raise InvalidInputError(
-                "delete_nodes needs node_ids and/or non-empty filters; use clear() to delete "
-                "everything."
-            )
+        if ids is None:
+            refuse_delete_of_everything(expr, clear="clear()")
         layout = yield from self._engine.ready()
         if layout is None or ids == []:
             return

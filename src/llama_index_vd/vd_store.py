@@ -44,6 +44,7 @@ from llama_index_vd._common import (
 )
 from llama_index_vd.filters import to_vd_filter
 from vd_integrations.errors import InvalidInputError
+from vd_integrations.filters import refuse_delete_of_everything
 from vd_integrations.milvus.hybrid import vd_hybrid_search, vd_text_search
 from vd_integrations.ops import Op
 from vd_integrations.validation import parameter_names
@@ -176,11 +177,8 @@ class VDVectorStore(EngineShells, BasePydanticVectorStore):
     def _delete_nodes_op(self, node_ids: Any, filters: MetadataFilters | None) -> Op[None]:
         ids = check_ids(node_ids, "node_ids")
         flt = self._filter(filters)
-        if ids is None and flt is None:
-            raise InvalidInputError(
-                "delete_nodes needs node_ids and/or non-empty filters; use clear() to delete "
-                "everything."
-            )
+        if ids is None:
+            refuse_delete_of_everything(flt, clear="clear()")
         if ids != []:
             yield from self._engine.delete(ids, flt)
 

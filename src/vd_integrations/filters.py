@@ -69,7 +69,8 @@ from typing import Any, Literal
 
 from vd.filters import FIELD_OPERATORS, LOGICAL_OPERATORS
 
-from vd_integrations.errors import UnsupportedFilterError
+from vd_integrations.errors import InvalidInputError, UnsupportedFilterError
+from vd_integrations.expressions import check_raw_expression, is_literal_true
 
 __all__ = [
     "FieldRef",
@@ -86,8 +87,10 @@ __all__ = [
     "is_safe_identifier",
     "json_field",
     "literal",
+    "matches_everything",
     "ne",
     "or_exprs",
+    "refuse_delete_of_everything",
     "scalar_field",
     "translate_filter",
 ]
@@ -398,7 +401,9 @@ def combine(op: Literal["and", "or"], parts: Iterable[str]) -> str:
 
 
 def _join(op: str, exprs: Sequence[str | None]) -> str | None:
-    kept = [e.strip() for e in exprs if e is not None and e.strip()]
+    # Each part is checked alone first: wrapping "a) or (b" in parentheses would make it
+    # valid and change its meaning (see vd_integrations.expressions).
+    kept = [check_raw_expression(e) for e in exprs if e is not None and e.strip()]
     if not kept:
         return None
     if len(kept) == 1:
@@ -546,3 +551,30 @@ def translate_filter(
     if not filter:
         return None
     return _translate(filter, resolve, False, "")
+
+
+def matches_everything(filter: str | Mapping[str, Any] | None) -> bool:
+    """Whether ``filter`` is trivially true: none, empty, the constant ``true``, or a dict
+    filter that folds to it (``{"tenant": {}}``, ``{"$and": []}``, ``{"x": {"$nin": []}}``).
+    A dict this translator cannot handle is not trivially true (it is refused elsewhere)."""
+    if filter is None:
+        return True
+    if isinstance(filter, str):
+        return not filter.strip() or is_literal_true(filter)
+    if not isinstance(filter, Mapping):
+        return False
+    try:
+        compiled = translate_filter(filter)
+    except UnsupportedFilterError:
+        return False
+    return compiled is None or compiled == TRUE
+
+
+def refuse_delete_of_everything(filter: str | Mapping[str, Any] | None, *, clear: str) -> None:
+    """The one rule for deletes by filter: one that matches every row is refused, so no
+    delete removes more than it was asked to; ``clear`` names the method that does."""
+    if matches_everything(filter):
+        raise InvalidInputError(
+            f"delete refused: the filter {filter!r} matches every row. Nothing was deleted. "
+            f"To delete everything, call {clear}; otherwise fix the filter."
+        )

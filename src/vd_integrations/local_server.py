@@ -111,6 +111,15 @@ class MilvusLiteServer:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, sig)
 
+    def freeze(self) -> None:
+        """SIGSTOP the server's process group: it accepts connections but never answers
+        (a hung server); :meth:`thaw` resumes it."""
+        self._signal_group(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT the server's process group after :meth:`freeze`."""
+        self._signal_group(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL the server's whole process group (simulates a crash)."""
         self._signal_group(signal.SIGKILL)

@@ -41,6 +41,7 @@ import vd
 from vd.util import get_backend
 
 from vd_integrations.errors import InvalidInputError, StoreClosedError
+from vd_integrations.filters import refuse_delete_of_everything
 from vd_integrations.loops import PerLoop, SingleFlight
 from vd_integrations.milvus.schema import Record
 from vd_integrations.mmr import maximal_marginal_relevance
@@ -735,6 +736,8 @@ class VdEngine:
         flt = check_filter(filter)
         if ids is None and flt is None:
             raise InvalidInputError("delete needs ids or a filter.")
+        if ids is None:
+            refuse_delete_of_everything(flt, clear="drop() (LangChain) or clear() (LlamaIndex)")
         keys = None if ids is None else _check_lookup_ids(ids, "delete")
         if keys == [] or not (yield from self.ready()):
             return 0

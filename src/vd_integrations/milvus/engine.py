@@ -19,30 +19,40 @@ building, validation and result parsing therefore cannot drift between the twins
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import threading
+import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from vd_integrations.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES, split_rows
 from vd_integrations.coalesce import Coalescer, CoalescingSettings
+from vd_integrations.deadlines import NO_DEADLINE, Deadline, timeout_scope
 from vd_integrations.embedding_batching import QueryEmbeddingCache, batches_query_embeddings
 from vd_integrations.errors import (
     CollectionNotFoundError,
     InvalidFilterExpressionError,
     InvalidInputError,
     MilvusOperationError,
+    OperationTimeoutError,
     StoreClosedError,
 )
-from vd_integrations.filters import and_exprs, ids_expr, translate_filter
+from vd_integrations.expressions import check_raw_expression
+from vd_integrations.filters import (
+    and_exprs,
+    ids_expr,
+    refuse_delete_of_everything,
+    translate_filter,
+)
 from vd_integrations.loops import PerLoop, SingleFlight, running_loop
 from vd_integrations.milvus import coalescing, faults, hybrid, log_filters
 from vd_integrations.milvus.config import ConnectionConfig
+from vd_integrations.milvus.lite_writes import collection_write_lock
+from vd_integrations.milvus.reachability import acheck_reachable, check_reachable
 from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
 from vd_integrations.mmr import maximal_marginal_relevance
 from vd_integrations.ops import (
@@ -117,18 +127,24 @@ log_filters.install()
 
 @dataclass
 class _LoopResources:
-    """What one event loop owns: its client, setup lock, coalescer, RPC slots and the
-    write lock used when the server needs writes one at a time."""
+    """What one event loop owns: its client, setup lock, coalescer and RPC slots."""
 
     client: Any
     lock: asyncio.Lock
     coalescer: Coalescer[Any, Any]
     rpc_slots: asyncio.Semaphore
-    write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    #: Setup runs (shared by concurrent callers) and background setup work.
+    #: Setup runs (shared by concurrent callers), background setup work and the connect.
     setup_tasks: SingleFlight = field(default_factory=SingleFlight)
-    #: Opens the client's channel in the background (see ``MilvusEngine._aconnect``).
+    #: Whether the client's channel is open (see ``MilvusEngine._aensure_connected``).
+    connected: bool = False
+    #: The connect in progress or done (see ``MilvusEngine._aensure_connected``).
     connecting: asyncio.Task[None] | None = None
+    #: Closes the client when the loop shuts down (see ``MilvusEngine._loop_sentinel``).
+    sentinel: AsyncGenerator[None, None] | None = None
+    #: The sentinel was started (so the loop knows it).
+    armed: bool = False
+    #: The client was closed (by ``aclose`` or at the loop's shutdown).
+    released: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -259,7 +275,13 @@ class MilvusEngine:
         self._closed = False
         #: Whether writes must be sent one at a time (Milvus Lite); None until known.
         self._serial_writes: bool | None = True if self.config.is_embedded else None
-        self._sync_write_lock = threading.Lock()
+        #: Held by every write when writes go one at a time (see :mod:`.lite_writes`).
+        self._write_lock = collection_write_lock(
+            self.config.uri,
+            embedded=self.config.is_embedded,
+            db_name=self.config.db_name,
+            collection=spec.name,
+        )
         #: RPCs sent to Milvus so far, by pymilvus method (merged calls count once).
         self.rpc_counts: Counter[str] = Counter()
 
@@ -271,13 +293,23 @@ class MilvusEngine:
     @property
     def client(self) -> Any:
         """The sync ``MilvusClient`` (created on first use)."""
+        return self._sync_client_within(NO_DEADLINE)
+
+    def _sync_client_within(self, deadline: Deadline) -> Any:
+        """The sync client; creating it (the first contact) ends by ``deadline``."""
         self._check_open()
         if self._sync_client is None:
             with self._client_lock:
                 if self._sync_client is None:
                     from pymilvus import MilvusClient
 
-                    self._sync_client = MilvusClient(**self.config.client_kwargs())
+                    what = f"Connecting to Milvus for collection {self.spec.name!r}"
+                    left = deadline.remaining(what)
+                    check_reachable(self.config, left)
+                    kwargs = self.config.client_kwargs()
+                    if left is not None and kwargs.get("timeout") is None:
+                        kwargs["timeout"] = left  # pymilvus' connect timeout
+                    self._sync_client = MilvusClient(**kwargs)
         return self._sync_client
 
     @property
@@ -297,20 +329,49 @@ class MilvusEngine:
             Coalescer(self.coalescing),
             asyncio.Semaphore(self.max_concurrent_rpcs),
         )
-        resources.connecting = asyncio.get_running_loop().create_task(
-            self._aconnect(resources.client)
+        resources.sentinel = self._loop_sentinel(resources)
+        # Open the channel (10-25 ms) while the loop's first call is still embedding.
+        resources.connecting = resources.setup_tasks.start(
+            "connect", lambda: self._aconnect(resources)
         )
         return resources
 
-    async def _aconnect(self, client: Any) -> None:
-        """Open a new client's channel (10-25 ms) while the loop's first call is still
-        embedding its texts, and learn on the way whether the server is Milvus Lite."""
-        try:
-            version = str(await client.get_server_version(timeout=_CONNECT_TIMEOUT))
-        except Exception:  # the first real call reports what is wrong, with context
+    async def _aensure_connected(self, resources: _LoopResources) -> None:
+        """Wait until the loop's client is connected. One connect at a time per client:
+        pymilvus opens a second channel (never closed) for a call racing the first."""
+        while not resources.connected:
+            task = resources.setup_tasks.start("connect", lambda: self._aconnect(resources))
+            resources.connecting = task
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.cancelled() and not _cancel_requests(asyncio.current_task()):
+                    self._check_open()  # aclose() cancelled the connect: the store is closed
+                raise
+
+    async def _aconnect(self, resources: _LoopResources) -> None:
+        """Connect the loop's client, learning on the way whether the server is Milvus
+        Lite, and arm the sentinel that closes the client when the loop shuts down."""
+        if resources.connected:
             return
+        if not resources.armed and resources.sentinel is not None:
+            resources.armed = True
+            await resources.sentinel.__anext__()  # the loop now finalises it at shutdown
+        await acheck_reachable(self.config)
+        version = str(await resources.client.get_server_version(timeout=_CONNECT_TIMEOUT))
         if self._serial_writes is None:
             self._serial_writes = faults.is_milvus_lite(version)
+        resources.connected = True
+
+    async def _loop_sentinel(self, resources: _LoopResources) -> AsyncGenerator[None, None]:
+        """An async generator the loop finalises at shutdown (``asyncio.run`` and
+        ``asyncio.Runner`` call ``loop.shutdown_asyncgens()``): a loop that ends without
+        ``aclose()`` still closes its client, so 1,000 ``asyncio.run`` calls leave no
+        connection behind."""
+        try:
+            yield
+        finally:
+            await self._arelease(resources)
 
     @property
     def layout(self) -> CollectionLayout | None:
@@ -331,9 +392,13 @@ class MilvusEngine:
     # ----- drivers ------------------------------------------------------------------------
 
     def run(self, op: Op[T], *, timeout: float | None = None) -> T:
-        """Drive ``op`` to completion with blocking I/O (``timeout`` applies to each RPC)."""
+        """Drive ``op`` to completion with blocking I/O; ``timeout`` bounds the whole call
+        (lock waits, setup, connecting and every RPC; embedding calls cannot be cut short)."""
         self._check_open()
-        return drive(op, lambda step: self._perform(_with_timeout(step, timeout)), self._map_error)
+        return self._drive(op, Deadline.after(timeout))
+
+    def _drive(self, op: Op[T], deadline: Deadline) -> T:
+        return drive(op, lambda step: self._perform(step, deadline), self._map_error)
 
     async def arun(self, op: Op[T], *, timeout: float | None = None) -> T:
         """Drive ``op`` to completion on the running loop, never blocking it.
@@ -345,24 +410,47 @@ class MilvusEngine:
         self._check_open()
         task = asyncio.current_task(running_loop())  # a clear error under trio
         requested = _cancel_requests(task)
-        result = await adrive(
-            op, lambda step: self._aperform(_with_timeout(step, timeout)), self._map_error
-        )
+        async with timeout_scope(timeout, f"A call on collection {self.spec.name!r}"):
+            result = await adrive(
+                op, lambda step: self._aperform(_with_timeout(step, timeout)), self._map_error
+            )
         if _cancel_requests(task) > requested:
             raise asyncio.CancelledError()
         return result
 
     def _map_error(self, exc: Exception, step: Any) -> Exception:
+        if self.config.is_embedded and faults.embedded_open_failed(exc):
+            return self._embedded_open_error()
         return _translate_error(exc, step, self.spec.name)
 
-    def _perform(self, step: Step) -> Any:
+    def _embedded_open_error(self) -> MilvusOperationError:
+        path = self.config.client_kwargs()["uri"]
+        if faults.embedded_file_in_use(path):
+            return MilvusOperationError(
+                f"Another process has the embedded Milvus Lite database {path!r} open, and "
+                f"Milvus Lite lets one process open a file. Give each process its own file, "
+                f"or share the data through a server (`milvus-lite server --data-dir DIR`, "
+                f"or Milvus / Zilliz) with connection_args={{'uri': 'http://HOST:PORT'}}."
+            )
+        return MilvusOperationError(
+            f"milvus-lite could not open the embedded database {path!r}; its log above says "
+            f"why. Check that the path is writable and that milvus-lite is installed."
+        )
+
+    def _perform(self, step: Step, deadline: Deadline) -> Any:
         if isinstance(step, Rpc):
-            return self._call(step)
+            return self._call(step, deadline)
         if isinstance(step, Exclusive):
-            with self._sync_setup_lock:
-                return self.run(step.op)
+            what = f"Setting up collection {self.spec.name!r}"
+            left = _lock_wait(deadline, what)
+            if not self._sync_setup_lock.acquire(timeout=-1 if left is None else left):
+                raise deadline.error(what)
+            try:
+                return self._drive(step.op, deadline)
+            finally:
+                self._sync_setup_lock.release()
         if isinstance(step, Background):  # yielded under the setup lock: run it now
-            return self.run(step.op)
+            return self._drive(step.op, deadline)
         embedder = require_embedder(self.embedder)
         if isinstance(step, EmbedQuery):
             return self.query_cache.get_or_compute(step.text, embedder.embed_query)
@@ -440,11 +528,16 @@ class MilvusEngine:
 
     # ----- one RPC, retried (sync and async shells over the same policy) -------------------
 
-    def _retry_plan(self, step: Rpc) -> tuple[RetrySettings, Callable[[BaseException], bool]]:
-        """The policy for ``step``: its ``timeout`` also bounds the retries, and only
-        transient failures of requests that are safe to send again are retried."""
+    def _retry_plan(
+        self, step: Rpc, deadline: Deadline = NO_DEADLINE
+    ) -> tuple[RetrySettings, Callable[[BaseException], bool]]:
+        """The policy for ``step``: its ``timeout`` (or the call's deadline) also bounds the
+        retries, and only transient failures of requests safe to send again are retried."""
         settings = self.retry
         timeout = step.kwargs.get("timeout")
+        if deadline.at is not None:
+            left = max(deadline.at - time.monotonic(), 0.001)
+            timeout = left if not isinstance(timeout, (int, float)) else min(timeout, left)
         if isinstance(timeout, (int, float)) and timeout > 0:
             deadline = timeout if settings.deadline is None else min(settings.deadline, timeout)
             settings = replace(settings, deadline=deadline)
@@ -467,57 +560,53 @@ class MilvusEngine:
     def _operation_name(self, step: Rpc) -> str:
         return f"Milvus {step.method} on collection {self.spec.name!r}"
 
-    # Milvus Lite (3.2) appends concurrent writes to one collection's write-ahead log from
-    # several server threads without a lock; after a crash its recovery stops at the first
-    # interleaved record and acknowledged rows are lost. Writes to it go one at a time
-    # (coalescing still merges them, so little throughput is lost).
+    # Milvus Lite loses acknowledged rows after a crash when one collection receives
+    # concurrent writes (see .lite_writes): writes to it go one at a time per collection
+    # in this process (coalescing still merges them, so little throughput is lost).
 
-    def _writes_one_at_a_time(self) -> bool:
-        if self._serial_writes is None:
-            self._serial_writes = faults.is_milvus_lite(self._server_version(self.client))
-        return self._serial_writes is not False  # unknown (server down?): the safe choice
-
-    async def _awrites_one_at_a_time(self, resources: _LoopResources) -> bool:
-        if self._serial_writes is None and resources.connecting is not None:
-            # The background connect asks the server's version anyway: no second request.
-            # (asyncio.wait neither cancels the task nor raises if aclose cancelled it.)
-            await asyncio.wait([resources.connecting])
+    def _writes_one_at_a_time(self, client: Any) -> bool:
         if self._serial_writes is None:
             try:
-                version = str(await resources.client.get_server_version())
+                version: str | None = str(client.get_server_version())
             except Exception:
                 version = None
             self._serial_writes = faults.is_milvus_lite(version)
         return self._serial_writes is not False  # unknown (server down?): the safe choice
 
-    @staticmethod
-    def _server_version(client: Any) -> str | None:
-        try:
-            return str(client.get_server_version())
-        except Exception:
-            return None
-
-    def _call(self, step: Rpc) -> Any:
-        """One RPC on the sync client, retried per :attr:`retry`."""
-        settings, retryable = self._retry_plan(step)
+    def _call(self, step: Rpc, deadline: Deadline = NO_DEADLINE) -> Any:
+        """One RPC on the sync client, retried per :attr:`retry`, ending by ``deadline``."""
+        settings, retryable = self._retry_plan(step, deadline)
         attempts = iter([step])
+        what = self._operation_name(step)
 
         def attempt() -> Any:
             method, kwargs = _client_call(next(attempts, None) or self._resend_as(step))
-            serial = method in _WRITES and self._writes_one_at_a_time()
-            with self._sync_write_lock if serial else contextlib.nullcontext():
+            client = self._sync_client_within(deadline)
+            serial = method in _WRITES and self._writes_one_at_a_time(client)
+            if serial and not self._write_lock.green_acquire(timeout=_lock_wait(deadline, what)):
+                raise deadline.error(what)
+            try:
+                kwargs = _bounded(kwargs, deadline, what)
                 self.rpc_counts[method] += 1
                 try:
-                    return getattr(self.client, method)(**kwargs)
+                    return getattr(client, method)(**kwargs)
                 except Exception as exc:
                     if not _reload_helps(step, exc):
                         raise
-            self.rpc_counts["load_collection"] += 1
-            self.client.load_collection(**_load_kwargs(step))
-            self.rpc_counts[method] += 1
-            return getattr(self.client, method)(**kwargs)
+                self.rpc_counts["load_collection"] += 1
+                client.load_collection(**_load_kwargs(Rpc(method, kwargs)))
+                self.rpc_counts[method] += 1
+                return getattr(client, method)(**_bounded(kwargs, deadline, what))
+            finally:
+                if serial:
+                    self._write_lock.green_release()
 
-        return call_with_retry(attempt, settings, retryable, operation=self._operation_name(step))
+        try:
+            return call_with_retry(attempt, settings, retryable, operation=what)
+        except Exception as exc:
+            if deadline.expired() and not isinstance(exc, OperationTimeoutError):
+                raise deadline.error(what) from exc
+            raise
 
     async def _acall(self, step: Rpc) -> Any:
         """One RPC on the running loop's client within its RPC slots, retried per
@@ -528,7 +617,8 @@ class MilvusEngine:
         async def attempt() -> Any:
             resources = self._async.get()
             method, kwargs = _client_call(next(attempts, None) or self._resend_as(step))
-            serial = method in _WRITES and await self._awrites_one_at_a_time(resources)
+            await self._aensure_connected(resources)
+            serial = method in _WRITES and self._serial_writes is not False
             async with resources.rpc_slots:
                 self.rpc_counts[method] += 1
                 try:
@@ -536,7 +626,7 @@ class MilvusEngine:
                         self.rpc_counts["query"] += 1
                         return await self._adelete_checked(resources, step, kwargs, serial)
                     if serial:
-                        async with resources.write_lock:
+                        async with self._write_lock:
                             return await getattr(resources.client, method)(**kwargs)
                     return await getattr(resources.client, method)(**kwargs)
                 except Exception as exc:
@@ -563,7 +653,7 @@ class MilvusEngine:
         probe = asyncio.ensure_future(self._acheck_filter(resources.client, step))
         try:
             if serial:
-                async with resources.write_lock:
+                async with self._write_lock:
                     result = await resources.client.delete(**kwargs)
             else:
                 result = await resources.client.delete(**kwargs)
@@ -573,6 +663,17 @@ class MilvusEngine:
             raise
         await probe
         return result
+
+    @staticmethod
+    async def _arelease(resources: _LoopResources) -> None:
+        """Close one loop's client once its coalesced batches in flight are done (by
+        ``aclose`` or, for a loop that ends without it, by the loop's sentinel)."""
+        if resources.released:
+            return
+        resources.released = True
+        await _cancel(resources.connecting)
+        await resources.coalescer.aclose()  # batches in flight still use the client
+        await resources.client.close()
 
     @staticmethod
     async def _acheck_filter(client: Any, step: Rpc) -> None:
@@ -634,16 +735,17 @@ class MilvusEngine:
         coalesced batches in flight are done. Other loops keep their clients until they
         call ``aclose()`` too or end. Safe to call more than once, from every loop.
         Background setup started on this loop (loading a new collection) finishes first."""
+        resources = self._async.current()
+        if resources is not None:
+            await _cancel(resources.connecting)  # a connect to a hung server: don't wait
         if not self._closed:
             await self.asettle()
         resources = self._async.pop_current()
         client = self._detach_sync_client()
-        if resources is not None and resources.connecting is not None:
-            resources.connecting.cancel()
-            await asyncio.gather(resources.connecting, return_exceptions=True)
         if resources is not None:
-            await resources.coalescer.aclose()  # batches in flight still use the client
-            await resources.client.close()
+            await self._arelease(resources)
+            if resources.sentinel is not None:
+                await resources.sentinel.aclose()
         if client is not None:  # closing may stop an embedded Milvus Lite: not on the loop
             await asyncio.to_thread(client.close)
 
@@ -838,7 +940,7 @@ class MilvusEngine:
         if isinstance(filter, str):
             if not filter.strip():
                 return ""
-            return filter
+            return check_raw_expression(filter)  # one unit, safe to combine with others
         if not isinstance(filter, Mapping):
             raise InvalidFilterExpressionError(
                 f"filter must be a Milvus expression string or a dict in the vd filter language, "
@@ -1037,18 +1139,20 @@ class MilvusEngine:
         """
         if ids is None and (filter is None or filter == ""):
             raise InvalidInputError("delete needs ids or a filter expression (expr=...).")
-        if ids is not None:
+        self.compile_filter(filter)  # a malformed filter is refused before any I/O
+        if ids is None:
+            refuse_delete_of_everything(filter, clear=_CLEAR_HINT)
+        else:
             ids = list(ids)
             if not ids and filter is None:
                 return 0
         layout = yield from self.ready()
         if layout is None:
-            self.compile_filter(filter)  # still reject a malformed dict filter
             return 0
         keys = None if ids is None else [layout.encode_id(i) for i in ids]
         condition = self.compile_filter(filter, layout) or None
-        if keys is None and condition is None:
-            raise InvalidInputError(f"delete got an empty filter ({filter!r}) and no ids.")
+        if keys is None:
+            refuse_delete_of_everything(condition, clear=_CLEAR_HINT)
         if condition is not None:  # Milvus evaluates the filter on loaded data
             yield from self.loaded()
         partition = self._partition_kwargs(single=True)
@@ -1312,6 +1416,7 @@ def _cancel_requests(task: asyncio.Task[Any] | None) -> int:
     return cancelling() if cancelling is not None else 0
 
 
+_CLEAR_HINT = "drop() (LangChain) or clear() (LlamaIndex)"
 _READS = frozenset({"search", "query", "get", "hybrid_search"})
 _WRITES = frozenset({"insert", "upsert", "delete"})
 #: Seconds the background connect of a new loop's client may take before it gives up.
@@ -1328,6 +1433,27 @@ def _load_kwargs(step: Rpc) -> dict[str, Any]:
     if step.kwargs.get("timeout") is not None:
         kwargs["timeout"] = step.kwargs["timeout"]
     return kwargs
+
+
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` if it is still running and wait for it to end."""
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def _lock_wait(deadline: Deadline, what: str) -> float | None:
+    """``timeout=`` for an aiologic lock acquired by ``deadline`` (None: no limit)."""
+    return deadline.remaining(what)
+
+
+def _bounded(kwargs: dict[str, Any], deadline: Deadline, what: str) -> dict[str, Any]:
+    """``kwargs`` with a gRPC ``timeout`` no later than ``deadline`` (raises past it)."""
+    left = deadline.remaining(what)
+    if left is None:
+        return kwargs
+    timeout = kwargs.get("timeout")
+    return {**kwargs, "timeout": left if timeout is None else min(float(timeout), left)}
 
 
 def _with_timeout(step: Step, timeout: float | None) -> Step:

@@ -17,11 +17,25 @@ here look at the whole exception chain, so each shape is classified the same way
 
 from __future__ import annotations
 
-from vd_integrations.errors import InvalidInputError, error_chain
+import os
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+from vd_integrations.errors import (
+    InvalidInputError,
+    OperationTimeoutError,
+    ServerUnreachableError,
+    error_chain,
+)
 
 __all__ = [
     "certainly_not_sent",
     "collection_not_loaded",
+    "embedded_file_in_use",
+    "embedded_open_failed",
     "grpc_code_name",
     "is_milvus_lite",
     "is_transient",
@@ -109,10 +123,15 @@ def _is_rpc_error(exc: BaseException) -> bool:
     return type(exc).__module__.startswith("grpc") and callable(getattr(exc, "code", None))
 
 
+#: Our own verdicts that another attempt cannot change (a timeout that ran out, a server
+#: that never answered, bad input).
+_FINAL_ERRORS = (InvalidInputError, OperationTimeoutError, ServerUnreachableError)
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for failures that another attempt may not meet: the server is down or
     restarting, the connection broke, a deadline passed, or Milvus is rate limiting."""
-    if isinstance(exc, InvalidInputError):
+    if isinstance(exc, _FINAL_ERRORS) or embedded_open_failed(exc):
         return False
     for err in error_chain(exc):
         if isinstance(err, (ConnectionError, TimeoutError)):
@@ -128,6 +147,32 @@ def is_transient(exc: BaseException) -> bool:
             if any(marker in text for marker in _TRANSIENT_MARKERS):
                 return True
     return False
+
+
+def embedded_open_failed(exc: BaseException) -> bool:
+    """pymilvus could not start embedded Milvus Lite on a database file (not transient)."""
+    return any(
+        type(err).__name__ == "DataDirLockedError" or "Open local milvus failed" in str(err)
+        for err in error_chain(exc)
+    )
+
+
+def embedded_file_in_use(db_path: str) -> bool:
+    """Whether another process holds milvus-lite's lock on the database ``db_path`` (a
+    directory with a ``LOCK`` file that milvus-lite flocks while it has it open)."""
+    lock = os.path.join(db_path, "LOCK")
+    if fcntl is None or not os.path.exists(lock):
+        return False
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def certainly_not_sent(exc: BaseException) -> bool:
