@@ -420,3 +420,41 @@ def test_second_process_on_an_embedded_file_is_told_why(tmp_path: Path) -> None:
             store.similarity_search("a")
     finally:
         holder.communicate(timeout=60)
+
+
+_NESTED_LOOP_CHURN = """
+import asyncio, gc, sys, uuid
+import nest_asyncio
+nest_asyncio.apply()
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_vd import Milvus
+for i in range(40):
+    store = Milvus(DeterministicFakeEmbedding(size=8), collection_name="c" + uuid.uuid4().hex[:8],
+                   connection_args={"uri": sys.argv[1]})
+    store.add_texts(["apple", "banana"], metadatas=[{"n": 1}, {"n": 2}], ids=["1", "2"])
+    async def ops():
+        await store.aadd_texts(["cherry"], ids=["3"])
+        await store.asimilarity_search("cherry", k=1)
+        await store.adelete(expr="n == 1")
+        if i % 2:
+            await store.aclose()
+    asyncio.run(ops())
+    if i % 3 == 0:
+        del store  # dropped without aclose(): its loop resources are collected
+        gc.collect()
+print("done", flush=True)
+"""
+
+
+def test_stores_collected_under_nest_asyncio_never_hang_later_calls(milvus_uri: str) -> None:
+    """Regression: a collected store's loop sentinel, closed synchronously where
+    nest_asyncio patches the loop, used to stop half-way inside pymilvus' connection lock
+    and hang every later connect on that loop."""
+    done = subprocess.run(
+        [sys.executable, "-c", _NESTED_LOOP_CHURN, milvus_uri],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.stdout.strip() == "done", done.stderr[-3000:]
+    assert "ignored GeneratorExit" not in done.stderr

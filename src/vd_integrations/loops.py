@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Hashable
@@ -29,6 +30,7 @@ __all__ = [
     "PerLoop",
     "SingleFlight",
     "UnsupportedEventLoopError",
+    "finalizes_async_generators",
     "running_loop",
     "unsupported_loop_error",
 ]
@@ -72,6 +74,16 @@ def running_loop() -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
     except RuntimeError:
         raise unsupported_loop_error() from None
+
+
+def finalizes_async_generators(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` (running now) will finalise the async generators started in it: the
+    thread's asyncgen hooks are ``loop``'s own, as ``run_forever`` installs them. Then
+    ``loop.shutdown_asyncgens()`` (``asyncio.run``, ``asyncio.Runner``) and garbage
+    collection close them on the loop. Without them (``nest_asyncio``'s patched loop), a
+    collected generator is closed synchronously, where its ``finally`` cannot await."""
+    finalizer = sys.get_asyncgen_hooks().finalizer
+    return getattr(finalizer, "__self__", None) is loop
 
 
 class PerLoop(Generic[T]):

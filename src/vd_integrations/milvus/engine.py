@@ -48,7 +48,12 @@ from vd_integrations.filters import (
     refuse_delete_of_everything,
     translate_filter,
 )
-from vd_integrations.loops import PerLoop, SingleFlight, running_loop
+from vd_integrations.loops import (
+    PerLoop,
+    SingleFlight,
+    finalizes_async_generators,
+    running_loop,
+)
 from vd_integrations.milvus import coalescing, faults, hybrid, log_filters
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.lite_writes import collection_write_lock
@@ -354,7 +359,8 @@ class MilvusEngine:
         Lite, and arm the sentinel that closes the client when the loop shuts down."""
         if resources.connected:
             return
-        if not resources.armed and resources.sentinel is not None:
+        loop = asyncio.get_running_loop()
+        if not resources.armed and resources.sentinel and finalizes_async_generators(loop):
             resources.armed = True
             await resources.sentinel.__anext__()  # the loop now finalises it at shutdown
         await acheck_reachable(self.config)
@@ -367,7 +373,9 @@ class MilvusEngine:
         """An async generator the loop finalises at shutdown (``asyncio.run`` and
         ``asyncio.Runner`` call ``loop.shutdown_asyncgens()``): a loop that ends without
         ``aclose()`` still closes its client, so 1,000 ``asyncio.run`` calls leave no
-        connection behind."""
+        connection behind. Started only on loops that finalise it properly (see
+        :func:`~vd_integrations.loops.finalizes_async_generators`): closed synchronously,
+        its ``finally`` would stop half-way, holding pymilvus' connection lock forever."""
         try:
             yield
         finally:
