@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Project entry points that work on a fresh machine with only Python 3.10+.
 
-    python3 dev.py main    # create .venv, install, run the benchmark (embedded Milvus Lite)
+    python3 dev.py main    # create .venv, install, run the benchmark (embedded Milvus Lite):
+                           # a first run of about 2 minutes; add --full for the full study
+                           # (every workload, N up to 1000) or --help for every option
     python3 dev.py test    # create .venv, install with test extras, run the test suite
 
 Extra arguments after the command are passed through (to pytest for ``test``).
@@ -45,10 +47,24 @@ def main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     ensure_env(EXTRAS[command])
     if command == "main":
-        cmd = [str(PYTHON), "-m", "vd_bench", *rest]
-    else:
-        cmd = [str(PYTHON), "-m", "pytest", *rest]
+        return run_benchmark([str(PYTHON), "-m", "vd_bench", *rest])
+    cmd = [str(PYTHON), "-m", "pytest", *rest]
     return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+def run_benchmark(cmd: list[str]) -> int:
+    """Run the benchmark; on Ctrl-C let it stop its servers itself (it got the SIGINT too)
+    instead of killing it a quarter of a second later, as ``subprocess.run`` would. A
+    second Ctrl-C kills it (its servers still stop: they watch their parent)."""
+    process = subprocess.Popen(cmd, cwd=ROOT)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            process.kill()
+            return 130
 
 
 if __name__ == "__main__":

@@ -40,21 +40,29 @@ REPO = os.environ.get("VD_INTEGRATIONS_REPO", "https://github.com/{REPOSITORY}")
 if importlib.util.find_spec("vd_bench") is None:
     %pip install -q "vd-integrations[bench,notebook,llama-index] @ git+{{REPO}}@{BRANCH}"'''
 
-SETUP = """\
-# Jupyter already runs an event loop; nest_asyncio lets loop.run_until_complete nest in it.
+
+def setup(name: str) -> str:
+    """The settings cell; ``name`` names the notebook's own results folder."""
+    return f"""\
+# Jupyter and Colab already run an event loop, so cells can `await` at top level.
+# The tutorial applies nest_asyncio (for loop.run_until_complete in a notebook); every
+# cell here works with or without it (VD_NOTEBOOK_NEST_ASYNCIO=1 applies it).
 import logging
 
-import nest_asyncio
+if os.environ.get("VD_NOTEBOOK_NEST_ASYNCIO") == "1":
+    import nest_asyncio
 
-nest_asyncio.apply()
+    nest_asyncio.apply()
 logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 
-# Set VD_NOTEBOOK_QUICK=1 for a short run (CI does); MILVUS_URI for a Milvus server.
-QUICK = os.environ.get("VD_NOTEBOOK_QUICK") == "1"
+# A quick run by default (a few minutes): every workload at N 10 and 100, 100 documents.
+# Set FULL = True for the full study (N up to 1000, 1000 documents: half an hour or more).
+FULL = os.environ.get("VD_NOTEBOOK_FULL") == "1"
+SMOKE = os.environ.get("VD_NOTEBOOK_QUICK") == "1"  # the test suite: N=10 only
 COMPARE = os.environ.get("VD_NOTEBOOK_COMPARE", "1") == "1"
 MILVUS_URI = os.environ.get("MILVUS_URI")  # None: embedded Milvus Lite files
-N_VALUES = (10,) if QUICK else (10, 100, 1000)
-POPULATION = 100 if QUICK else 1000  # documents searched, deleted and upserted"""
+OUT = "bench_results/{name}"  # this notebook's results: tables, JSON, plots"""
+
 
 EMBEDDINGS = """\
 # Real OpenAI embeddings when OPENAI_API_KEY is set; otherwise an OpenAI-compatible
@@ -77,17 +85,29 @@ def benchmark_cells(integration: str) -> list:
             "operations one by one with the sync method, then all at once with the async twin "
             "(`asyncio.gather`), and checks every result. With `COMPARE` it runs the same "
             "workloads through the integration we replace, in its own environment if its "
-            "pymilvus pin conflicts with ours (the first run installs it, about a minute)."
+            "pymilvus pin conflicts with ours: the first run installs that integration and "
+            "this package into an isolated virtualenv (`.venv-bench/`, a minute or two). "
+            "`await arun_benchmark(...)` runs the measurements on their own event loop in a "
+            "worker thread, so the notebook's loop stays free."
         ),
         new_code_cell(
             "from IPython.display import Markdown, display\n\n"
-            "from vd_bench import BenchConfig, run_benchmark\n\n"
-            "config = BenchConfig(\n"
-            f'    integrations=("{integration}",), n=N_VALUES, compare=COMPARE,\n'
-            '    uri=MILVUS_URI, out_dir="bench_results", population=POPULATION,\n'
+            "from vd_bench import BenchConfig, arun_benchmark\n"
+            "from vd_bench.estimate import describe\n"
+            "from vd_bench.subjects import WORKLOADS\n\n"
+            "options = dict(\n"
+            f'    integrations=("{integration}",), workloads=WORKLOADS, compare=COMPARE,\n'
+            "    uri=MILVUS_URI, out_dir=OUT,\n"
             ")\n"
-            "results = run_benchmark(config)\n"
-            'paths = results.save("bench_results")\n'
+            "if FULL:\n"
+            "    config = BenchConfig.full(**options)\n"
+            "elif SMOKE:\n"
+            "    config = BenchConfig(n=(10,), **options)\n"
+            "else:  # N 10 and 100, 100 documents\n"
+            "    config = BenchConfig(**options)\n"
+            'print("measuring", describe(config), "(estimate)")\n'
+            "results = await arun_benchmark(config)\n"
+            "paths = results.save(OUT)\n"
             "display(Markdown(results.summary()))"
         ),
         new_markdown_cell(
@@ -148,7 +168,7 @@ def langchain_async() -> list:
             the benchmark.
             """),
         new_code_cell(INSTALL),
-        new_code_cell(SETUP),
+        new_code_cell(setup("langchain_async")),
         new_code_cell(EMBEDDINGS),
         markdown("""
             ## The tutorial's code, with one import changed
@@ -157,6 +177,9 @@ def langchain_async() -> list:
             from langchain_milvus import Milvus      # before
             from langchain_vd import Milvus          # after
             ```
+
+            Where the tutorial calls `loop.run_until_complete(...)`, a notebook cell can
+            simply `await` (both work here).
             """),
         code("""
             import asyncio
@@ -188,14 +211,13 @@ def langchain_async() -> list:
                 return time.time() - start_time
 
 
-            loop = asyncio.get_event_loop()
             milvus_store = init_vector_store()
-            seconds = loop.run_until_complete(async_add(milvus_store, 10))
+            seconds = await async_add(milvus_store, 10)
             print(f"Async add for 10 documents took {seconds:.2f} seconds")
-            search = milvus_store.asimilarity_search("test document 3", k=3)
-            found = loop.run_until_complete(search)
+            found = await milvus_store.asimilarity_search("test document 3", k=3)
             print([doc.page_content for doc in found])
             assert len(found) == 3
+            await milvus_store.aclose()
             milvus_store.close()
             """),
         *benchmark_cells("langchain"),
@@ -214,7 +236,7 @@ def llama_index_async() -> list:
             queries, sync one by one and async concurrently.
             """),
         new_code_cell(INSTALL),
-        new_code_cell(SETUP),
+        new_code_cell(setup("llama_index_async")),
         new_code_cell(EMBEDDINGS),
         markdown("""
             ## A VectorStoreIndex over the native-async store
@@ -225,8 +247,6 @@ def llama_index_async() -> list:
             ```
             """),
         code("""
-            import asyncio
-
             from llama_index.core import Document, StorageContext, VectorStoreIndex
 
             from llama_index_vd import MilvusVectorStore, OpenAIEmbedding
@@ -246,10 +266,10 @@ def llama_index_async() -> list:
                 documents, storage_context=storage, embed_model=embed_model
             )
             retriever = index.as_retriever(similarity_top_k=3)
-            loop = asyncio.get_event_loop()
-            nodes = loop.run_until_complete(retriever.aretrieve("document 7"))
+            nodes = await retriever.aretrieve("document 7")
             print([n.get_content() for n in nodes])
             assert len(nodes) == 3
+            await vector_store.aclose()
             vector_store.close()
             """),
         *benchmark_cells("llama_index"),
@@ -269,11 +289,9 @@ def rag_quickstart() -> list:
             retrieved context, so the notebook runs anywhere.
             """),
         new_code_cell(INSTALL),
-        new_code_cell(SETUP),
+        new_code_cell(setup("rag_quickstart")),
         new_code_cell(EMBEDDINGS),
         code("""
-            import asyncio
-
             from langchain_vd import Milvus, OpenAIEmbeddings
 
             texts = [
@@ -285,20 +303,14 @@ def rag_quickstart() -> list:
             ]
             embeddings = OpenAIEmbeddings(base_url=endpoint.base_url, api_key=endpoint.api_key)
 
-
-            async def build():
-                return await Milvus.afrom_texts(
-                    texts,
-                    embeddings,
-                    metadatas=[{"source": f"note-{i}"} for i in range(len(texts))],
-                    connection_args={"uri": MILVUS_URI or "./milvus_rag.db"},
-                    collection_name="rag_quickstart",
-                    drop_old=True,
-                )
-
-
-            loop = asyncio.get_event_loop()
-            vectorstore = loop.run_until_complete(build())
+            vectorstore = await Milvus.afrom_texts(
+                texts,
+                embeddings,
+                metadatas=[{"source": f"note-{i}"} for i in range(len(texts))],
+                connection_args={"uri": MILVUS_URI or "./milvus_rag.db"},
+                collection_name="rag_quickstart",
+                drop_old=True,
+            )
             retriever = vectorstore.as_retriever(search_kwargs={"k": 2})
             """),
         code("""
@@ -344,15 +356,16 @@ def rag_quickstart() -> list:
                 "How do the async methods work?",
                 "Where does Milvus Lite keep its data?",
             ]
-            answers = loop.run_until_complete(chain.abatch(questions))  # concurrent retrievals
+            answers = await chain.abatch(questions)  # concurrent retrievals
             for question, answer in zip(questions, answers, strict=True):
                 print(f"Q: {question}\\nA: {answer}\\n")
             assert all(answers)
             """),
         code("""
-            docs = loop.run_until_complete(retriever.ainvoke("XR-2041 kettle"))
+            docs = await retriever.ainvoke("XR-2041 kettle")
             print([d.metadata for d in docs])
             assert any("XR-2041" in d.page_content for d in docs)
+            await vectorstore.aclose()
             vectorstore.close()
             stack.close()
             """),

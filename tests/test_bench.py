@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
-from vd_bench import BenchConfig, BenchResults, Measurement, run_benchmark
+import vd_bench
+from vd_bench import BenchConfig, BenchResults, Measurement, arun_benchmark, run_benchmark
+from vd_bench import bench as bench_module
+from vd_bench.__main__ import config_from, parse_args
 from vd_bench.__main__ import main as bench_main
-from vd_bench.bench import subjects_for
-from vd_bench.runner import percentile
+from vd_bench.bench import MissingDependencyError, check_dependencies, subjects_for
+from vd_bench.estimate import estimate_seconds
+from vd_bench.isolation import install_args, spec_from_direct_url
+from vd_bench.runner import FULL, QUICK, percentile
 from vd_bench.subjects import WORKLOADS, population
 
 FAST = {"latency": 0.01, "dim": 32, "population": 40}
@@ -60,6 +72,62 @@ def test_percentile_interpolates():
 def test_config_rejects_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
         BenchConfig(**kwargs)
+
+
+def test_the_default_is_a_first_run_and_full_is_one_flag_away():
+    quick = BenchConfig()
+    assert (quick.n, quick.workloads, quick.population) == (
+        QUICK["n"],
+        QUICK["workloads"],
+        QUICK["population"],
+    )
+    assert quick.integrations == ("langchain", "llama_index")
+    assert quick.modes == ("sync", "async")
+    assert not quick.is_full
+    full = BenchConfig.full()
+    assert (full.n, full.workloads, full.population) == (FULL["n"], WORKLOADS, 1000)
+    assert full.is_full
+    # the issue's budget: a first run within about 3 minutes; the full study far longer
+    assert estimate_seconds(quick) <= 150
+    assert estimate_seconds(full) > 15 * 60
+    # the command line: presets, with explicit options on top
+    assert config_from(parse_args([])) == BenchConfig()
+    assert config_from(parse_args(["--full"])) == BenchConfig.full()
+    assert config_from(parse_args(["--full", "-n", "10"])) == BenchConfig.full(n=(10,))
+    assert config_from(parse_args(["--workloads", "mmr"])).n == QUICK["n"]
+
+
+def test_help_shows_defaults_estimates_and_that_compare_installs(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: add search delete" in text
+    assert "default: langchain llama_index" in text
+    assert "default: sync async" in text
+    assert "--full" in text and "min" in text
+    for choice in (*WORKLOADS, "langchain about", "llama_index about", "sync about"):
+        assert choice in text
+    assert "INSTALLS" in text and "isolated virtualenvs" in text
+
+
+def test_missing_optional_packages_fail_before_any_measurement(monkeypatch, capsys):
+    missing = {"matplotlib", "llama_index.core"}
+    monkeypatch.setattr(bench_module, "_installed", lambda module: module not in missing)
+
+    def no_measuring(*args, **kwargs):
+        raise AssertionError("measured despite missing packages")
+
+    monkeypatch.setattr(vd_bench.__main__, "run_benchmark", no_measuring)
+    assert bench_main(["--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "matplotlib" in err and "llama_index.core" in err
+    assert 'pip install "vd-integrations[bench,llama-index]"' in err
+    # what the chosen run does not need is not asked for
+    check_dependencies(BenchConfig(integrations=("langchain",)), plots=False)
+    with pytest.raises(MissingDependencyError, match=r"vd-integrations\[bench\]"):
+        check_dependencies(BenchConfig(integrations=("langchain",)), plots=True)
+    with pytest.raises(MissingDependencyError):
+        run_benchmark(BenchConfig(integrations=("llama_index",)))
 
 
 def test_subjects_in_run_order():
@@ -118,6 +186,243 @@ def test_save_writes_json_table_and_plots(tmp_path):
     assert json.loads(paths["json"].read_text())["meta"]["milvus"] == "test"
 
 
+def _bars(fig) -> int:
+    from matplotlib.patches import Rectangle
+
+    return sum(
+        isinstance(patch, Rectangle) and patch.get_height() != 0
+        for ax in fig.axes
+        for patch in ax.patches
+    )
+
+
+def test_plots_put_legends_outside_draw_a_reference_and_bars_for_one_n():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.colors import rgb_to_hsv, to_rgb
+
+    from vd_bench import plots
+
+    rows = [
+        measurement(subject, workload, n, mode, seconds)
+        for subject in ("langchain_vd", "langchain_milvus")
+        for workload in ("add", "search")
+        for n in (10, 100)
+        for mode, seconds in (("sync", n * 0.1), ("async", 0.2 if subject == "langchain_vd" else 1))
+    ]
+    two_ns = BenchResults(rows)
+    one_n = BenchResults([m for m in rows if m.n == 100])
+    for results in (two_ns, one_n):
+        for name, make in plots.FIGURES.items():
+            fig = make(results)
+            fig.canvas.draw()
+            renderer = fig.canvas.get_renderer()
+            legend = fig.legends[0].get_window_extent(renderer)
+            for ax in fig.axes:  # the legend covers no axes
+                assert legend.x0 >= ax.get_window_extent(renderer).x1, name
+                assert ax.get_legend() is None
+            titles = [ax.title.get_window_extent(renderer) for ax in fig.axes]
+            suptitle = fig._suptitle.get_window_extent(renderer)
+            assert all(not suptitle.overlaps(t) for t in titles), name
+            if name == "speedup":
+                assert any(
+                    line.get_label().startswith("1x") and set(line.get_ydata()) == {1.0}
+                    for ax in fig.axes
+                    for line in ax.get_lines()
+                )
+            matplotlib.pyplot.close(fig)
+    # one N: the speed-up and throughput charts are bars, not lone dots
+    assert _bars(plots.speedup_figure(one_n)) == 4
+    assert _bars(plots.throughput_figure(one_n)) == 8
+    assert _bars(plots.speedup_figure(two_ns)) == 0
+    # ours and theirs share a workload's hue, ours darker
+    ours, theirs = (rgb_to_hsv(to_rgb(plots._colour(matplotlib.pyplot, "add", a))) for a in (0, 1))
+    assert abs(ours[0] - theirs[0]) < 0.05 and ours[2] < theirs[2]
+    matplotlib.pyplot.close("all")
+
+
+def test_plots_and_report_do_not_import_each_other():
+    plots_source = Path(vd_bench.__file__).with_name("plots.py").read_text()
+    imported = set()
+    for node in ast.walk(ast.parse(plots_source)):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+            imported.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    assert not any(name.startswith("vd_bench.report") for name in imported)
+
+
+# ----- isolation: how this package is installed next to a compared integration ------------------
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+GIT = f"git+https://github.com/vd-integrations/vd-integrations@{SHA}"
+
+
+def test_install_args_for_a_vcs_requirement_use_the_pep_508_form():
+    args = install_args(GIT, "bench,llama-index")
+    assert args == [f"vd-integrations[bench,llama-index] @ {GIT}"]
+    requirement = Requirement(args[0])  # what pip parses: a name, extras and the URL
+    assert requirement.name == "vd-integrations"
+    assert requirement.extras == {"bench", "llama-index"}
+    assert requirement.url == GIT
+    with pytest.raises(ValueError):  # the form pip could not check out
+        Requirement(f"{GIT}[bench]")
+
+
+def test_install_args_for_a_local_checkout_archive_and_names(tmp_path):
+    checkout = tmp_path / "my checkout"
+    checkout.mkdir()
+    assert install_args(str(checkout), "bench") == ["-e", f"{checkout}[bench]"]
+    wheel = tmp_path / "vd_integrations-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    (arg,) = install_args(str(wheel), "bench")
+    assert Requirement(arg).url == wheel.as_uri() and Requirement(arg).extras == {"bench"}
+    assert install_args("vd-integrations", "bench") == ["vd-integrations[bench]"]
+    assert install_args("vd-integrations[notebook]==0.1.0", "bench,llama-index") == [
+        "vd-integrations[bench,llama-index,notebook]==0.1.0"
+    ]
+    assert install_args(f"vd-integrations @ {GIT}", "bench") == [f"vd-integrations[bench] @ {GIT}"]
+    url = "https://example.org/vd_integrations-0.1.0.tar.gz"
+    assert install_args(url, "bench") == [f"vd-integrations[bench] @ {url}"]
+    with pytest.raises(ValueError, match="VD_BENCH_PACKAGE"):
+        install_args(str(tmp_path / "missing dir" / "x"), "bench")
+
+
+def test_spec_from_direct_url_as_pip_records_it():
+    colab = {  # pip install "vd-integrations[...] @ git+https://github.com/...@main"
+        "url": "https://github.com/vd-integrations/vd-integrations",
+        "vcs_info": {"vcs": "git", "requested_revision": "main", "commit_id": SHA},
+    }
+    assert spec_from_direct_url(colab) == GIT  # pinned to the installed commit
+    sub = {**colab, "subdirectory": "pkg"}
+    assert spec_from_direct_url(sub) == f"{GIT}#subdirectory=pkg"
+    local = {"url": "file:///home/me/my%20checkout", "dir_info": {"editable": True}}
+    assert spec_from_direct_url(local) == "/home/me/my checkout"
+    archive = {"url": "https://example.org/x.whl", "archive_info": {}}
+    assert spec_from_direct_url(archive) == "https://example.org/x.whl"
+
+
+def test_python_for_installs_a_vcs_install_with_pep_508_extras(tmp_path, monkeypatch):
+    from vd_bench import isolation
+
+    calls = []
+    monkeypatch.setattr(isolation, "_importable", lambda module: False)
+    monkeypatch.setattr(isolation, "package_spec", lambda: GIT)
+
+    class FakeBuilder:
+        def __init__(self, **kwargs):
+            pass
+
+        def create(self, path):
+            Path(path, "bin").mkdir(parents=True)
+            Path(path, "bin", "python").touch()
+
+    monkeypatch.setattr(isolation.venv, "EnvBuilder", FakeBuilder)
+    monkeypatch.setattr(isolation.subprocess, "run", lambda cmd, check: calls.append(cmd))
+    python = isolation.python_for("llama_index_milvus", tmp_path, log=lambda text: None)
+    assert python == str(tmp_path / "llama_index_milvus" / "bin" / "python")
+    (cmd,) = calls
+    assert cmd[-2:] == [
+        f"vd-integrations[bench,llama-index] @ {GIT}",
+        "llama-index-vector-stores-milvus",
+    ]
+    isolation.python_for("llama_index_milvus", tmp_path, log=lambda text: None)
+    assert len(calls) == 1  # prepared once
+
+
+# ----- servers stop with their parent -------------------------------------------------------------
+
+PARENT = """
+import sys, time
+from vd_integrations.embedding_server import embedding_endpoint
+from vd_integrations.local_server import MilvusLiteServer
+
+with embedding_endpoint(latency=0.0, dim=8, offline=True) as endpoint:
+    pids = [endpoint.server._proc.pid]
+    ports = [int(endpoint.base_url.rsplit(":", 1)[1].split("/")[0])]
+    if sys.argv[1] == "lite":
+        lite = MilvusLiteServer().start()
+        pids.append(lite._proc.pid)
+        ports.append(lite.port)
+    print(" ".join(map(str, pids)), " ".join(map(str, ports)), flush=True)
+    time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return not sys.platform.startswith("linux")
+
+
+def _group_alive(pgid: int) -> bool:
+    if not Path("/proc").is_dir():
+        return _alive(pgid)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(os.name != "posix", reason="process groups and SIGKILL")
+@pytest.mark.parametrize(
+    ("servers", "how"),
+    [("embedding", "sigkill"), ("embedding", "sigterm-group"), ("lite", "sigkill")],
+)
+def test_servers_stop_when_their_parent_dies(servers, how, tmp_path):
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, servers],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=tmp_path,
+    )
+    try:
+        line = parent.stdout.readline()
+        assert line, "the parent did not start its servers"
+        numbers = [int(x) for x in line.split()]
+        pids, ports = numbers[: len(numbers) // 2], numbers[len(numbers) // 2 :]
+        assert all(_alive(pid) for pid in pids) and all(_listening(p) for p in ports)
+        if how == "sigkill":
+            parent.kill()
+        else:  # what `timeout` or a job control stop does: SIGTERM to the parent's group
+            os.killpg(parent.pid, signal.SIGTERM)
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30  # generous; it takes about a second
+        while time.monotonic() < deadline and (
+            any(_group_alive(pid) for pid in pids) or any(_listening(p) for p in ports)
+        ):
+            time.sleep(0.1)
+        assert not any(_group_alive(pid) for pid in pids), "a server outlived its parent"
+        assert not any(_listening(p) for p in ports)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
 def test_loop_runner_refuses_a_running_loop_without_nest_asyncio():
     # In a fresh interpreter: nest_asyncio patches the loop class for the whole process once
     # any test applies it, after which every loop counts as patched.
@@ -158,7 +463,7 @@ def test_compared_integrations_get_an_interpreter_that_can_import_them(tmp_path)
 
 
 def test_every_workload_runs_and_checks_its_result(milvus_uri, tmp_path):
-    config = BenchConfig(n=(4,), uri=milvus_uri, out_dir=str(tmp_path), **FAST)
+    config = BenchConfig(n=(4,), workloads=WORKLOADS, uri=milvus_uri, out_dir=str(tmp_path), **FAST)
     seen = []
     results = run_benchmark(config, progress=False, on_measurement=seen.append)
     assert len(results.measurements) == 2 * len(WORKLOADS) * 2 == len(seen)
@@ -227,3 +532,25 @@ def test_command_line_writes_results(milvus_uri, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "llama_index_vd.MilvusVectorStore | search | 3" in out
     assert (tmp_path / "results.json").exists() and (tmp_path / "speedup.png").exists()
+
+
+def test_runs_inside_a_running_event_loop(milvus_uri, tmp_path):
+    """As in a notebook cell: ``await arun_benchmark(...)``, or the sync call, which then
+    runs in a helper thread, with no nest_asyncio."""
+    config = BenchConfig(
+        n=(2,),
+        workloads=("search",),
+        integrations=("langchain",),
+        uri=milvus_uri,
+        out_dir=str(tmp_path),
+        embeddings="vd",
+        **FAST,
+    )
+
+    async def cell():
+        awaited = await arun_benchmark(config, progress=False)
+        blocking = run_benchmark(config, progress=False)
+        return awaited, blocking
+
+    for results in asyncio.run(cell()):
+        assert [m.ok for m in results.measurements] == [True, True]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,11 +23,72 @@ from vd_bench.runner import (
     run_subject,
 )
 from vd_bench.subjects import SUBJECTS, make_subject
+from vd_integrations import VdIntegrationsError
 
-__all__ = ["run_benchmark", "subjects_for"]
+__all__ = [
+    "MissingDependencyError",
+    "arun_benchmark",
+    "check_dependencies",
+    "missing_dependencies",
+    "run_benchmark",
+    "subjects_for",
+]
 
 OURS = {"langchain": "langchain_vd", "llama_index": "llama_index_vd"}
 ANCHORS = {"langchain": "langchain_milvus", "llama_index": "llama_index_milvus"}
+
+
+class MissingDependencyError(VdIntegrationsError, ImportError):
+    """An optional package the chosen run needs is not installed (raised before measuring)."""
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def missing_dependencies(
+    config: BenchConfig, *, plots: bool = True, progress: bool = True
+) -> list[tuple[str, str, str]]:
+    """``(module, what it is for, our extra that installs it)`` for each package the run
+    needs that is not importable: plots, the progress bar, the tutorial's LangChain
+    embeddings, LlamaIndex."""
+    needed = []
+    if plots:
+        needed.append(("matplotlib", "the plots", "bench"))
+    if progress:
+        needed.append(("tqdm", "the progress bar (or pass --no-progress)", "bench"))
+    if "langchain" in config.integrations and config.embeddings == "langchain-openai":
+        needed.append(
+            ("langchain_openai", "the tutorial's embeddings (or pass --embeddings vd)", "bench")
+        )
+    if "llama_index" in config.integrations:
+        needed.append(
+            (
+                "llama_index.core",
+                "the LlamaIndex stores (or --integrations langchain)",
+                "llama-index",
+            )
+        )
+    return [entry for entry in needed if not _installed(entry[0])]
+
+
+def check_dependencies(config: BenchConfig, *, plots: bool = True, progress: bool = True) -> None:
+    """Raise :class:`MissingDependencyError`, naming the pip extra, if the run would fail
+    for want of an optional package."""
+    missing = missing_dependencies(config, plots=plots, progress=progress)
+    if not missing:
+        return
+    extras = ",".join(dict.fromkeys(["bench", *(extra for _, _, extra in missing)]))
+    lines = [f"  {module}: for {purpose}" for module, purpose, _ in missing]
+    raise MissingDependencyError(
+        "The benchmark needs packages that are not installed:\n"
+        + "\n".join(lines)
+        + f'\nInstall them with:  pip install "vd-integrations[{extras}]"'
+        + f'\n(from a checkout:   pip install -e ".[{extras}]")'
+    )
 
 
 def subjects_for(config: BenchConfig) -> list[str]:
@@ -67,6 +131,14 @@ class _Progress:
             self._bar.close()
 
 
+def _loop_running_here() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def run_benchmark(
     config: BenchConfig | None = None,
     *,
@@ -78,10 +150,71 @@ def run_benchmark(
 
     Embeddings come from the real OpenAI service when ``OPENAI_API_KEY`` is set, else from
     an offline OpenAI-compatible server started here (``config.latency`` per request).
+    Missing optional packages are reported before anything is measured. Called where an
+    event loop is running (a notebook cell), it runs in a helper thread and blocks; in a
+    notebook prefer ``await arun_benchmark(config)``.
     """
+    config = config or BenchConfig()
+    check_dependencies(config, plots=False, progress=False)
+    if not _loop_running_here():
+        return _run(config, progress, on_measurement, venvs_dir)
+    found: list[BenchResults] = []
+    failure: list[BaseException] = []
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            found.append(_run(config, progress, on_measurement, venvs_dir, stop))
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=work, name="vd-bench", daemon=True)
+    thread.start()
+    try:
+        thread.join()
+    except KeyboardInterrupt:  # an interrupted cell: end the run at its next operation
+        stop.set()
+        thread.join(timeout=60)
+        raise
+    if failure:
+        raise failure[0]
+    return found[0]
+
+
+async def arun_benchmark(
+    config: BenchConfig | None = None,
+    *,
+    progress: bool = True,
+    on_measurement: Callable[[Measurement], None] | None = None,
+    venvs_dir: str | Path | None = None,
+) -> BenchResults:
+    """:func:`run_benchmark` without blocking the running loop (``await`` it in Jupyter or
+    Colab): the benchmark runs its own event loop in a worker thread, so the sync and
+    async measurements are the same as from the command line, with or without
+    ``nest_asyncio`` applied."""
+    config = config or BenchConfig()
+    check_dependencies(config, plots=False, progress=False)
+    stop = threading.Event()
+    try:
+        return await asyncio.to_thread(_run, config, progress, on_measurement, venvs_dir, stop)
+    except asyncio.CancelledError:  # an interrupted cell: end the run at its next operation
+        stop.set()
+        raise
+
+
+class _Cancelled(BaseException):
+    """Ends a run from inside (a BaseException, so no measurement records it as a failure)."""
+
+
+def _run(
+    config: BenchConfig,
+    progress: bool,
+    on_measurement: Callable[[Measurement], None] | None,
+    venvs_dir: str | Path | None,
+    stop: threading.Event | None = None,
+) -> BenchResults:
     from vd_integrations.embedding_server import embedding_endpoint
 
-    config = config or BenchConfig()
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     names = subjects_for(config)
     venvs = Path(venvs_dir or os.environ.get("VD_BENCH_VENVS", ".venv-bench")).resolve()
@@ -89,6 +222,11 @@ def run_benchmark(
     bar = _Progress(operations_planned(config, names), progress)
     measurements: list[Measurement] = []
     versions: dict[str, dict[str, str]] = {}
+
+    def tick() -> None:
+        if stop is not None and stop.is_set():
+            raise _Cancelled("the benchmark was cancelled")
+        bar.tick()
 
     def record(m: Measurement) -> None:
         if not m.ok:
@@ -110,7 +248,7 @@ def run_benchmark(
                         embeddings_base_url=embeddings.base_url,
                         offline=embeddings.offline,
                         log_path=out / "logs" / f"{name}.log",
-                        on_op=bar.tick,
+                        on_op=tick,
                         on_measurement=record,
                     )
                 else:
@@ -119,7 +257,7 @@ def run_benchmark(
                         make_subject(name, endpoint, config.population),
                         config,
                         offline=embeddings.offline,
-                        on_op=bar.tick,
+                        on_op=tick,
                         on_measurement=record,
                     )
                     versions[name] = package_versions()

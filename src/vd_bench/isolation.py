@@ -5,7 +5,14 @@
 interpreter only if it is importable there; otherwise it gets a virtualenv under
 ``.venv-bench/<subject>`` with that integration and this package installed. Either
 way it runs in a child process (``python -m vd_bench.worker``) that streams progress
-and measurements back as lines on stdout.
+and measurements back as lines on stdout, and exits when this process does (it watches
+a pipe on its stdin).
+
+This package is installed into that virtualenv the way it was installed here: a
+checkout editable, a VCS URL (``pip install "vd-integrations @ git+https://...@<sha>"``,
+as the notebooks' Colab cell does) or an archive by its URL, otherwise by name. The
+extras go on the requirement in PEP 508 form (``vd-integrations[bench] @ git+...``): pip
+cannot check out ``git+...@<sha>[bench]``.
 """
 
 from __future__ import annotations
@@ -21,11 +28,23 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
+
+from packaging.requirements import InvalidRequirement, Requirement
 
 from vd_bench.runner import BenchConfig, Measurement
 from vd_bench.subjects import SUBJECTS
 
-__all__ = ["MEASUREMENT_PREFIX", "META_PREFIX", "OP_LINE", "python_for", "run_isolated"]
+__all__ = [
+    "MEASUREMENT_PREFIX",
+    "META_PREFIX",
+    "OP_LINE",
+    "install_args",
+    "package_spec",
+    "python_for",
+    "run_isolated",
+]
 
 OP_LINE = "@@op"
 MEASUREMENT_PREFIX = "@@measurement "
@@ -47,7 +66,9 @@ def _importable(module: str) -> bool:
 
 
 def package_spec() -> str:
-    """How to install this package elsewhere: the checkout or URL it was installed from."""
+    """How to install this package elsewhere: the checkout, archive, URL or VCS URL it was
+    installed from (pinned to the installed commit), else ``$VD_BENCH_PACKAGE`` or its name.
+    """
     root = Path(__file__).resolve().parents[2]
     if (root / "pyproject.toml").exists() and (root / "src" / "vd_bench").is_dir():
         return str(root)
@@ -56,15 +77,58 @@ def package_spec() -> str:
     except importlib.metadata.PackageNotFoundError:
         direct = None
     if direct:
-        info = json.loads(direct)
-        url = info["url"]
-        if url.startswith("file://"):
-            return url.removeprefix("file://")
-        vcs = info.get("vcs_info")
-        if vcs:
-            return f"{vcs['vcs']}+{url}@{vcs.get('commit_id', '')}".rstrip("@")
-        return url
+        return spec_from_direct_url(json.loads(direct))
     return os.environ.get("VD_BENCH_PACKAGE", DISTRIBUTION)
+
+
+def spec_from_direct_url(info: dict[str, Any]) -> str:
+    """The source in a ``direct_url.json`` (PEP 610): a local path, a URL or a VCS URL."""
+    url = info["url"]
+    vcs = info.get("vcs_info")
+    if vcs:
+        revision = vcs.get("commit_id") or vcs.get("requested_revision")
+        spec = f"{vcs['vcs']}+{url}" + (f"@{revision}" if revision else "")
+        if info.get("subdirectory"):
+            spec += f"#subdirectory={info['subdirectory']}"
+        return spec
+    if url.startswith("file:"):
+        return url2pathname(unquote(urlparse(url).path))
+    return url
+
+
+def _is_url(spec: str) -> bool:
+    scheme = spec.partition("://")[0]
+    return "://" in spec and " " not in scheme and "@" not in scheme
+
+
+def install_args(spec: str, extras: str) -> list[str]:
+    """``pip install`` arguments for ``spec`` with ``extras`` (comma-separated).
+
+    - a directory (a checkout): ``-e DIR[extras]``, so the child runs the current code;
+    - an archive file, a URL or a VCS URL (``git+https://...@<sha>``): the PEP 508 direct
+      reference ``vd-integrations[extras] @ URL``;
+    - a requirement (``vd-integrations``, ``vd-integrations==0.1``, ``name[x] @ URL``):
+      itself, with ``extras`` added to its own.
+    """
+    wanted = {e.strip() for e in extras.split(",") if e.strip()}
+    listed = ",".join(sorted(wanted))
+    if not _is_url(spec):
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            return ["-e", f"{path.resolve()}[{listed}]"]
+        if path.is_file():
+            return [f"{DISTRIBUTION}[{listed}] @ {path.resolve().as_uri()}"]
+    if _is_url(spec):
+        return [f"{DISTRIBUTION}[{listed}] @ {spec}"]
+    try:
+        requirement = Requirement(spec)
+    except InvalidRequirement as exc:
+        raise ValueError(
+            f"cannot install {spec!r} in a benchmark environment: not a directory, file, "
+            f"URL or requirement ({exc}); set VD_BENCH_PACKAGE to one"
+        ) from None
+    requirement.extras |= wanted
+    return [str(requirement)]
 
 
 def python_for(subject: str, venvs_dir: Path, log: Callable[[str], None] = print) -> str:
@@ -77,19 +141,19 @@ def python_for(subject: str, venvs_dir: Path, log: Callable[[str], None] = print
         raise RuntimeError(f"{subject} is not importable here and has no requirement to install")
     env_dir = venvs_dir / subject
     python = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-    spec = package_spec()
-    # A checkout is installed editable, so the child always runs the current worker code.
-    editable = ["-e"] if Path(spec).is_dir() else []
-    wanted = f"{' '.join(editable)} {spec}[{EXTRAS[cls.integration]}] {requirement}"
+    args = [*install_args(package_spec(), EXTRAS[cls.integration]), requirement]
+    wanted = json.dumps(args)
     stamp = env_dir / ".bench-installed"
     if python.exists() and stamp.exists() and stamp.read_text() == wanted:
         return str(python)
-    log(f"preparing an environment for {cls.label} in {env_dir} (once; takes a minute)")
+    log(
+        f"installing {cls.label} and this package into an isolated environment, {env_dir} "
+        "(once; takes a minute or two)"
+    )
     if not python.exists():
         venv.EnvBuilder(with_pip=True).create(env_dir)
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    target = f"{spec}[{EXTRAS[cls.integration]}]"
-    subprocess.run([*pip, *editable, target, requirement], check=True)
+    subprocess.run([*pip, *args], check=True)
     stamp.write_text(wanted)
     return str(python)
 
@@ -116,6 +180,7 @@ def run_isolated(
         json.dumps(asdict(config)),
         "--offline",
         "1" if offline else "0",
+        "--exit-with-parent",
     ]
     if embeddings_base_url:
         command += ["--embeddings-base-url", embeddings_base_url]
@@ -123,26 +188,36 @@ def run_isolated(
     meta: dict[str, Any] = {}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log_file:
+        # stdin is the worker's lifeline: it exits when this process does, however.
         process = subprocess.Popen(
             command,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log_file,
             text=True,
             bufsize=1,
         )
         assert process.stdout is not None
-        for line in process.stdout:
-            line = line.rstrip("\n")
-            if line == OP_LINE:
-                on_op()
-            elif line.startswith(MEASUREMENT_PREFIX):
-                m = Measurement.from_dict(json.loads(line.removeprefix(MEASUREMENT_PREFIX)))
-                results.append(m)
-                on_measurement(m)
-            elif line.startswith(META_PREFIX):
-                meta = json.loads(line.removeprefix(META_PREFIX))
-            else:
-                log_file.write(line + "\n")
+        try:
+            for line in process.stdout:
+                line = line.rstrip("\n")
+                if line == OP_LINE:
+                    on_op()
+                elif line.startswith(MEASUREMENT_PREFIX):
+                    m = Measurement.from_dict(json.loads(line.removeprefix(MEASUREMENT_PREFIX)))
+                    results.append(m)
+                    on_measurement(m)
+                elif line.startswith(META_PREFIX):
+                    meta = json.loads(line.removeprefix(META_PREFIX))
+                else:
+                    log_file.write(line + "\n")
+        except BaseException:  # Ctrl-C or a failing callback: do not leave the worker running
+            process.kill()
+            process.wait()
+            raise
+        finally:
+            assert process.stdin is not None
+            process.stdin.close()
         code = process.wait()
     if code != 0:
         tail = log_path.read_text()[-1500:]

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vd_bench import plots
 from vd_bench.runner import Measurement
 
 __all__ = ["BenchResults"]
@@ -126,7 +127,8 @@ class BenchResults:
             speedup = self.speedup(subject, workload, n)
             lines.append(
                 f"| {self.label(subject)} | {workload} | {n} "
-                f"| {_fmt(sync and sync.seconds)} | {_fmt(async_ and async_.seconds)} "
+                f"| {_fmt(sync.seconds if sync else None)} "
+                f"| {_fmt(async_.seconds if async_ else None)} "
                 f"| {'-' if speedup is None else f'{speedup:.1f}x'} "
                 f"| {_latency(sync)} | {_latency(async_)} "
                 f"| {_count(sync)}/{_count(async_)} | {'; '.join(notes)} |"
@@ -198,8 +200,6 @@ class BenchResults:
 
     def plot(self, out_dir: str | Path) -> dict[str, Path]:
         """PNG plots: time per workload, speed-up, latency p50/p99, throughput curves."""
-        from vd_bench import plots
-
         return plots.save_all(self, Path(out_dir))
 
 

@@ -23,7 +23,9 @@ from vd_bench.corpus import POPULATION
 from vd_bench.subjects import EMBEDDINGS, WORKLOADS, Endpoint, Subject
 
 __all__ = [
+    "FULL",
     "MODES",
+    "QUICK",
     "BenchConfig",
     "EmbeddingCounter",
     "LoopRunner",
@@ -36,13 +38,24 @@ T = TypeVar("T")
 MODES = ("sync", "async")
 log = logging.getLogger(__name__)
 
+#: The default, a first run of a couple of minutes: the tutorial's three studies (add,
+#: search, delete) at its N of 10 and 100, on collections of 100 documents.
+QUICK: dict[str, Any] = {
+    "n": (10, 100),
+    "workloads": ("add", "search", "delete"),
+    "population": 100,
+}
+#: The full study (``--full``): every workload, N up to 1000, the tutorial's 1000 documents.
+FULL: dict[str, Any] = {"n": (10, 100, 1000), "workloads": WORKLOADS, "population": POPULATION}
+
 
 @dataclass
 class BenchConfig:
-    """What to measure. The defaults are the issue's: N in 10, 100 and 1000, every workload."""
+    """What to measure. The defaults are :data:`QUICK`, a first run of a couple of minutes
+    (both integrations, sync and async); :meth:`full` gives the whole study."""
 
-    n: tuple[int, ...] = (10, 100, 1000)
-    workloads: tuple[str, ...] = WORKLOADS
+    n: tuple[int, ...] = QUICK["n"]
+    workloads: tuple[str, ...] = QUICK["workloads"]
     integrations: tuple[str, ...] = ("langchain", "llama_index")
     modes: tuple[str, ...] = MODES
     compare: bool = False
@@ -52,8 +65,9 @@ class BenchConfig:
     #: Offline embeddings server: seconds per request and vector size.
     latency: float = 0.1
     dim: int = 1536
-    #: Documents a search, MMR, delete or upsert workload runs against (the tutorial's 1000).
-    population: int = POPULATION
+    #: Documents a search, MMR, delete or upsert workload runs against (the tutorial's 1000
+    #: in the full study).
+    population: int = QUICK["population"]
     #: The LangChain subjects' embedding client (see :data:`vd_bench.subjects.EMBEDDINGS`).
     embeddings: str = "langchain-openai"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +89,21 @@ class BenchConfig:
         unknown = set(self.integrations) - {"langchain", "llama_index"}
         if unknown:
             raise ValueError(f"unknown integrations {sorted(unknown)}: langchain, llama_index")
+
+    @classmethod
+    def full(cls, **overrides: Any) -> BenchConfig:
+        """The full study (:data:`FULL`: every workload, N 10/100/1000, 1000 documents),
+        with ``overrides`` applied."""
+        return cls(**{**FULL, **overrides})
+
+    @property
+    def is_full(self) -> bool:
+        """Whether this covers the full study's workloads, N and population."""
+        return (
+            set(FULL["workloads"]) <= set(self.workloads)
+            and set(FULL["n"]) <= set(self.n)
+            and self.population >= FULL["population"]
+        )
 
 
 @dataclass

@@ -94,7 +94,7 @@ def lone_call_overhead(uri: str, calls: int = 200) -> dict[str, float]:
         await store.aclose()
         return out
 
-    result = {}
+    result: dict[str, list[float]] = {}
     for _ in range(2):  # interleave twice to even out drift
         for label, flag in (("on", True), ("off", False)):
             result.setdefault(label, []).extend(asyncio.run(measure(flag)))
@@ -149,7 +149,7 @@ def different_filters(uri: str, n: int = 1000, rows: int = 2000) -> dict[str, fl
         await client.close()
         return elapsed
 
-    times = {"ours": [], "raw": []}
+    times: dict[str, list[float]] = {"ours": [], "raw": []}
     for _ in range(2):
         times["raw"].append(asyncio.run(raw()))
         times["ours"].append(asyncio.run(ours()))
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     with tempfile.TemporaryDirectory() as tmp:
         uri = args.uri or str(Path(tmp) / "targets.db")
-        report = {
+        report: dict[str, Any] = {
             "uri": args.uri or "embedded Milvus Lite",
             "lone_call": lone_call_overhead(uri),
             "request_counts": request_counts(uri),

@@ -1,7 +1,8 @@
 """Child process entry point: ``python -m vd_bench.worker --subject NAME --config JSON``.
 
 Runs one subject and streams progress and measurements as lines on stdout (see
-:mod:`vd_bench.isolation`); everything else the libraries print goes to the log.
+:mod:`vd_bench.isolation`); everything else the libraries print goes to the log. With
+``--exit-with-parent`` it exits as soon as the benchmark that started it is gone.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from vd_bench.isolation import MEASUREMENT_PREFIX, META_PREFIX, OP_LINE
@@ -23,7 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True, help="BenchConfig as JSON")
     parser.add_argument("--embeddings-base-url", default=None)
     parser.add_argument("--offline", default="1")
+    parser.add_argument(
+        "--exit-with-parent", action="store_true", help="exit when stdin closes (the parent's pipe)"
+    )
     args = parser.parse_args(argv)
+    if args.exit_with_parent:
+        from vd_integrations.local_server import exit_with_parent
+
+        exit_with_parent(lambda: os._exit(1), grace=0.0)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 

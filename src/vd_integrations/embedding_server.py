@@ -14,6 +14,8 @@ embedding requests), ``GET /health``.
 Run it with ``python -m vd_integrations.embedding_server --port 0`` (prints
 ``listening on http://127.0.0.1:PORT/v1``), or from Python with
 :class:`OfflineEmbeddingServer` (a subprocess) or :func:`embedding_endpoint`.
+The subprocess stops when the process that started it exits for any reason (SIGKILL and
+crashes included): it watches a pipe from its parent (``--exit-with-parent``).
 The server itself uses only the standard library and numpy.
 """
 
@@ -40,7 +42,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -123,7 +125,7 @@ class _Featurizer:
             found = list(map(cache.get, words))
             if None in found:  # first sighting of some words: hash them once
                 found = [c or self._code(w) for c, w in zip(found, words, strict=True)]
-            codes.extend(found)
+            codes.extend(cast("list[int]", found))  # no None left
             counts.append(len(words))
             raw = item.encode("utf-8") if isinstance(item, str) else _token_bytes(item)
             digest = hashlib.blake2b(raw, digest_size=8 * _TEXT_FEATURES, person=b"vd-emb-text")
@@ -587,6 +589,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=DEFAULT_LATENCY, help="seconds")
     parser.add_argument("--dim", type=int, default=DEFAULT_DIM)
+    parser.add_argument(
+        "--exit-with-parent",
+        action="store_true",
+        help="stop when the parent process exits (stdin closes or the parent pid changes)",
+    )
     args = parser.parse_args(argv)
     if args.dim < 1 or args.latency < 0:
         parser.error("--dim must be >= 1 and --latency >= 0")
@@ -598,6 +605,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
+        if args.exit_with_parent:
+            from vd_integrations.local_server import exit_with_parent
+
+            exit_with_parent(lambda: loop.call_soon_threadsafe(stop.set), grace=10.0)
         await serve(args.host, args.port, latency=args.latency, dim=args.dim, stop=stop)
 
     with contextlib.suppress(KeyboardInterrupt):
@@ -613,7 +624,14 @@ _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def _terminate(proc: subprocess.Popen[str], timeout: float = 10.0) -> None:
+    """Stop ``proc``: close its lifeline (it exits by itself), then SIGTERM, then SIGKILL."""
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
     if proc.poll() is not None:
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=min(timeout, 5.0))
         return
     proc.terminate()
     try:
@@ -682,13 +700,16 @@ class OfflineEmbeddingServer:
             "vd_integrations.embedding_server",
             *("--host", self.host, "--port", str(self.port)),
             *("--latency", repr(float(self.latency)), "--dim", str(self.dim)),
+            "--exit-with-parent",
         ]
         with tempfile.TemporaryFile() as errors:
             proc = subprocess.Popen(
                 cmd,
                 stdout=subprocess.PIPE,
                 stderr=errors,
-                stdin=subprocess.DEVNULL,
+                # Its lifeline: only this process holds the write end, so the server sees
+                # end of file and exits however this process ends (SIGKILL included).
+                stdin=subprocess.PIPE,
                 text=True,
                 env=env,
                 start_new_session=True,

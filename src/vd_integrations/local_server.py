@@ -2,6 +2,9 @@
 
 The server runs in its own process group so that :meth:`MilvusLiteServer.kill`
 can take down every process it spawned, the way an operator (or a crash) would.
+It runs under a small supervisor (``python -m vd_integrations.local_server``) that
+stops it when the process that started it exits for any reason, SIGKILL included:
+see :func:`exit_with_parent`, which the offline embeddings server uses too.
 """
 
 from __future__ import annotations
@@ -11,13 +14,64 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-__all__ = ["MilvusLiteServer", "free_port"]
+__all__ = ["MilvusLiteServer", "exit_with_parent", "free_port"]
+
+
+def exit_with_parent(
+    on_exit: Callable[[], object], *, grace: float = 10.0, poll: float = 0.5
+) -> None:
+    """Call ``on_exit`` once the process that started this one is gone, then make sure we go.
+
+    Two signs, watched by daemon threads: standard input reaches end of file (the parent
+    holds the write end of a pipe; the kernel closes it however the parent dies, SIGKILL
+    included), or this process's parent pid changes (it was re-parented), checked every
+    ``poll`` seconds. ``on_exit`` runs once, in a watcher thread; if the process is still
+    alive ``grace`` seconds later, it ends with ``os._exit(0)``.
+    """
+    parent = os.getppid()
+    fired = threading.Event()
+
+    def fire() -> None:
+        if fired.is_set():
+            return
+        fired.set()
+        try:
+            on_exit()
+        finally:
+            time.sleep(grace)
+            os._exit(0)
+
+    def watch_stdin() -> None:
+        try:
+            while os.read(0, 65536):
+                pass
+        except OSError:
+            pass
+        fire()
+
+    def watch_parent() -> None:
+        while not fired.is_set():
+            if os.getppid() != parent:
+                fire()
+                return
+            time.sleep(poll)
+
+    try:
+        stdin_is_pipe = stat.S_ISFIFO(os.fstat(0).st_mode)
+    except OSError:
+        stdin_is_pipe = False
+    if stdin_is_pipe:
+        threading.Thread(target=watch_stdin, name="exit-with-parent-stdin", daemon=True).start()
+    threading.Thread(target=watch_parent, name="exit-with-parent-ppid", daemon=True).start()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -43,7 +97,8 @@ class MilvusLiteServer:
 
     Use as a context manager, or call :meth:`start` / :meth:`stop`. :meth:`kill`
     sends SIGKILL to the whole process group (a crash); :meth:`start` again
-    restarts on the same data directory and port.
+    restarts on the same data directory and port. If this process exits without
+    stopping it (SIGKILL, a crash), the server stops by itself within a second or so.
     """
 
     def __init__(
@@ -85,17 +140,31 @@ class MilvusLiteServer:
             "--port",
             str(self.port),
         ]
+        # Left behind by a parent that died, a temporary data directory is removed too.
+        orphan_cleanup = (
+            ["--remove", str(self.data_dir), "--remove", str(self.log_path)]
+            if self._owns_dir
+            else []
+        )
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        # The supervisor stops the server when this process exits, however it exits: it
+        # watches the pipe on its stdin, whose write end only this process holds.
         self._proc = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            [sys.executable, "-m", "vd_integrations.local_server", *orphan_cleanup, "--", *cmd],
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=_child_env(),
         )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
+                code = self._proc.returncode
+                self._forget()
                 raise RuntimeError(
-                    f"milvus-lite server exited with code {self._proc.returncode}; "
-                    f"see {self.log_path}"
+                    f"milvus-lite server exited with code {code}; see {self.log_path}"
                 )
             try:
                 with socket.create_connection((self.host, self.port), timeout=0.5):
@@ -111,6 +180,12 @@ class MilvusLiteServer:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, sig)
 
+    def _forget(self) -> None:
+        if self._proc is not None and self._proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+        self._proc = None
+
     def freeze(self) -> None:
         """SIGSTOP the server's process group: it accepts connections but never answers
         (a hung server); :meth:`thaw` resumes it."""
@@ -125,7 +200,7 @@ class MilvusLiteServer:
         self._signal_group(signal.SIGKILL)
         if self._proc is not None:
             self._proc.wait(timeout=30)
-        self._proc = None
+        self._forget()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop the server gracefully, escalating to SIGKILL."""
@@ -137,7 +212,7 @@ class MilvusLiteServer:
         except subprocess.TimeoutExpired:
             self._signal_group(signal.SIGKILL)
             self._proc.wait(timeout=30)
-        self._proc = None
+        self._forget()
 
     def cleanup(self) -> None:
         """Stop the server and delete its data directory if this object created it."""
@@ -151,3 +226,69 @@ class MilvusLiteServer:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def _child_env() -> dict[str, str]:
+    """This environment, with our ``src`` importable even when the package is not installed."""
+    src = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _supervise(command: Sequence[str], remove_when_orphaned: Sequence[str] = ()) -> int:
+    """Run ``command`` until it exits or our parent does; returns its exit code.
+
+    The command shares our process group, so signals sent to the group reach both; SIGTERM
+    here waits for the command (which got it too) instead of leaving it behind. When the
+    parent goes first, the command is stopped and ``remove_when_orphaned`` paths deleted.
+    """
+    child = subprocess.Popen(list(command), stdin=subprocess.DEVNULL)
+    orphaned, cleaned = threading.Event(), threading.Event()
+
+    def end_child() -> None:
+        orphaned.set()
+        if child.poll() is None:
+            child.terminate()
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(timeout=30)
+        for path in map(Path, remove_when_orphaned):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        cleaned.set()
+
+    def forward(signum: int, frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    exit_with_parent(end_child, grace=0.0)
+    code = child.wait()
+    if orphaned.is_set():
+        cleaned.wait(timeout=60)
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m vd_integrations.local_server [--remove PATH]... -- COMMAND [ARGS...]``:
+    run COMMAND until it exits, or until the process that started us does."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m vd_integrations.local_server")
+    parser.add_argument("--remove", action="append", default=[], help="delete if orphaned")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        parser.error("no command given")
+    return _supervise(command, args.remove)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
