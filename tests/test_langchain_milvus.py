@@ -191,6 +191,16 @@ def test_delete_upsert_and_documents(call: Callable[..., Any]) -> None:
     assert call("count") == 0
 
 
+def test_engine_add_takes_vectors_from_a_generator(store: Milvus) -> None:
+    """``MilvusEngine.add`` types ``vectors`` as any iterable: with a list of texts, a
+    generator of vectors is read, not ``len()``-ed (a TypeError before; found by mypy)."""
+    vectors = ([1.0 if i == j else 0.0 for i in range(8)] for j in range(2))
+    engine = store.engine
+    ids = engine.run(engine.add(["apple", "banana"], vectors=vectors, ids=["g1", "g2"]))
+    assert ids == ["g1", "g2"]
+    assert store.similarity_search_by_vector([0.0, 1.0] + [0.0] * 6, k=1)[0].id == "g2"
+
+
 def test_from_texts_sync_and_async(milvus_uri: str, collection_name: str) -> None:
     args = {"connection_args": {"uri": milvus_uri}, "index_params": {"metric_type": "IP"}}
     store = Milvus.from_texts(

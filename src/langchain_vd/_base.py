@@ -9,7 +9,7 @@ shells around one generator operation, so the twins cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence, Sized
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
@@ -28,23 +28,46 @@ from vd_integrations.validation import check_id_list, check_unit_interval
 __all__ = ["Engine", "EngineRetriever", "EngineVectorStore"]
 
 T = TypeVar("T")
-S = TypeVar("S", bound="EngineVectorStore")
+S = TypeVar("S", bound="EngineVectorStore[Any]")
+E = TypeVar("E", bound="Engine")
 FilterLike = Any
 
 
 class Engine(Protocol):
-    """The op API both core engines expose (``MilvusEngine``, ``VdEngine``)."""
+    """The op API both core engines expose (``MilvusEngine``, ``VdEngine``): the arguments
+    the shared surface passes (a subclass's engine-specific options go through its hooks,
+    as ``**`` of a ``dict[str, Any]``)."""
 
     def run(self, op: Op[T], *, timeout: float | None = None) -> T: ...
     async def arun(self, op: Op[T], *, timeout: float | None = None) -> T: ...
-    def add(self, texts: Iterable[str], **kwargs: Any) -> Op[list[str]]: ...
+    def add(
+        self,
+        texts: Iterable[str],
+        *,
+        vectors: Sequence[Sequence[float]] | None = None,
+        metadatas: Sequence[Mapping[str, Any] | None] | None = None,
+        ids: Sequence[str | None] | None = None,
+        batch_size: int = ...,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> Op[list[str]]: ...
     def search(
-        self, vectors: Sequence[Sequence[float]], **kwargs: Any
+        self, vectors: Sequence[Sequence[float]], *, k: int, filter: Any = None
     ) -> Op[list[list[Record]]]: ...
-    def search_text(self, query: str, **kwargs: Any) -> Op[list[Record]]: ...
-    def mmr(self, vector: Sequence[float] | None = None, **kwargs: Any) -> Op[list[Record]]: ...
-    def delete(self, ids: Sequence[Any] | None = None, filter: Any = None) -> Op[int]: ...
-    def query(self, filter: Any = None, **kwargs: Any) -> Op[list[Record]]: ...
+    def search_text(self, query: str, *, k: int, filter: Any = None) -> Op[list[Record]]: ...
+    def mmr(
+        self,
+        vector: Sequence[float] | None = None,
+        *,
+        query: str | None = None,
+        k: int,
+        fetch_k: int,
+        lambda_mult: float = ...,
+        filter: Any = None,
+    ) -> Op[list[Record]]: ...
+    def delete(self, ids: Sequence[Any] | None = None, filter: Any = None) -> Op[int | None]: ...
+    def query(
+        self, filter: Any = None, *, ids: Sequence[Any] | None = None, limit: int | None = None
+    ) -> Op[list[Record]]: ...
     def count(self) -> Op[int]: ...
     def drop(self) -> Op[None]: ...
     def relevance_fn(self) -> Callable[[float], float]: ...
@@ -97,10 +120,11 @@ class EngineRetriever(VectorStoreRetriever):
         return await super()._aget_relevant_documents(query, run_manager=run_manager, **kwargs)
 
 
-class EngineVectorStore(VectorStore):
-    """LangChain ``VectorStore`` over an :class:`Engine`; subclasses set ``self._engine``."""
+class EngineVectorStore(VectorStore, Generic[E]):
+    """LangChain ``VectorStore`` over an :class:`Engine` ``E``; subclasses set
+    ``self._engine``."""
 
-    _engine: Engine
+    _engine: E
 
     # ----- hooks ----------------------------------------------------------------------------
 
@@ -135,7 +159,7 @@ class EngineVectorStore(VectorStore):
         raise NotImplementedError(f"{type(self).__name__} has no full-text search.")
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> E:
         """The framework-free engine behind this store."""
         return self._engine
 
@@ -165,7 +189,7 @@ class EngineVectorStore(VectorStore):
     def _scored_op(
         self,
         *,
-        query: str | None = None,
+        query: str = "",  # read only when vector is None (each caller passes one of the two)
         vector: Sequence[float] | None = None,
         k: int,
         param: dict | None,
@@ -175,7 +199,7 @@ class EngineVectorStore(VectorStore):
         filter = _pick_filter(expr, kwargs)
         if vector is None:
             records = yield from self._engine.search_text(
-                query,  # type: ignore[arg-type]
+                query,
                 k=k,
                 filter=filter,
                 **self._search_options(param),
@@ -219,17 +243,17 @@ class EngineVectorStore(VectorStore):
         self, ids: Sequence[str] | None, documents: Sequence[Document] | None, batch_size: int
     ) -> Op[list[str]]:
         documents = list(documents or [])
-        ids = check_id_list(ids)
-        if ids is None:
-            ids = [doc.id for doc in documents] if any(doc.id for doc in documents) else None
-        elif len(ids) != len(documents):
+        keys: list[str | None] | None = check_id_list(ids)
+        if keys is None:  # each Document's own id (None: a new one is made)
+            keys = [doc.id for doc in documents] if any(doc.id for doc in documents) else None
+        elif len(keys) != len(documents):
             raise InvalidInputError(
-                f"upsert got {len(ids)} ids for {len(documents)} documents; pass one id each."
+                f"upsert got {len(keys)} ids for {len(documents)} documents; pass one id each."
             )
         return self._engine.add(
             [d.page_content for d in documents],
             metadatas=[d.metadata for d in documents],
-            ids=ids,
+            ids=keys,
             batch_size=batch_size,
         )
 
@@ -680,7 +704,7 @@ class EngineVectorStore(VectorStore):
         await self._engine.arun(op, timeout=kwargs.get("timeout"))
         return True
 
-    def upsert(  # type: ignore[override]
+    def upsert(
         self,
         ids: list[str] | None = None,
         documents: list[Document] | None = None,
@@ -691,7 +715,7 @@ class EngineVectorStore(VectorStore):
         """Insert or replace documents by id (``ids`` or each ``Document.id``). Returns ids."""
         return self._engine.run(self._upsert_op(ids, documents, batch_size), timeout=timeout)
 
-    async def aupsert(  # type: ignore[override]
+    async def aupsert(
         self,
         ids: list[str] | None = None,
         documents: list[Document] | None = None,

@@ -148,7 +148,7 @@ def _hybrid_fields(
     return (dense[0] if dense else "vector"), sparse
 
 
-class Milvus(EngineVectorStore):
+class Milvus(EngineVectorStore[MilvusEngine]):
     """Milvus vector store for LangChain, sync and natively async.
 
     Example:
@@ -316,7 +316,7 @@ class Milvus(EngineVectorStore):
     def _scored_op(
         self,
         *,
-        query: str | None = None,
+        query: str = "",  # read only when vector is None (each caller passes one of the two)
         vector: Sequence[float] | None = None,
         k: int,
         param: dict | None,
@@ -331,7 +331,7 @@ class Milvus(EngineVectorStore):
                 )
             )
         records = yield from self._hybrid_op(
-            query,  # type: ignore[arg-type]
+            query,
             k=k,
             fetch_k=kwargs.get("fetch_k"),
             ranker=kwargs.get("ranker_type") or kwargs.get("ranker") or "rrf",
@@ -357,7 +357,7 @@ class Milvus(EngineVectorStore):
         return cls(embedding_function=embedding, **store_args), kwargs
 
     @classmethod
-    def from_texts(  # type: ignore[override]
+    def from_texts(
         cls,
         texts: list[str],
         embedding: Embeddings,
@@ -391,7 +391,7 @@ class Milvus(EngineVectorStore):
         return store
 
     @classmethod
-    async def afrom_texts(  # type: ignore[override]
+    async def afrom_texts(
         cls,
         texts: list[str],
         embedding: Embeddings,

@@ -34,7 +34,7 @@ __all__ = ["VDVectorStore"]
 _ADD_KWARGS = ("batch_size",)
 
 
-class VDVectorStore(EngineVectorStore):
+class VDVectorStore(EngineVectorStore[VdEngine]):
     """LangChain vector store over any vd backend (``memory``, ``faiss``, ``qdrant``, ...).
 
     Example:
@@ -131,7 +131,7 @@ class VDVectorStore(EngineVectorStore):
         return cls(embedding, **kwargs), add_kwargs
 
     @classmethod
-    def from_texts(  # type: ignore[override]
+    def from_texts(
         cls,
         texts: list[str],
         embedding: Embeddings,
@@ -146,7 +146,7 @@ class VDVectorStore(EngineVectorStore):
         return store
 
     @classmethod
-    async def afrom_texts(  # type: ignore[override]
+    async def afrom_texts(
         cls,
         texts: list[str],
         embedding: Embeddings,

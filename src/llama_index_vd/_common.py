@@ -18,6 +18,7 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 
 from vd_integrations.errors import InvalidInputError
 from vd_integrations.milvus.schema import Record
+from vd_integrations.ops import Op
 from vd_integrations.validation import check_metadata_depth
 
 __all__ = [
@@ -190,6 +191,13 @@ class SearchPlan:
     alpha: float | None = None
 
     @property
+    def query_vector(self) -> list[Any]:
+        """``vector``, which every DEFAULT and MMR plan has (a sparse-mode plan may not)."""
+        if self.vector is None:  # pragma: no cover - plan_search sets it for those modes
+            raise RuntimeError("This search plan has no query vector.")
+        return self.vector
+
+    @property
     def mmr(self) -> bool:
         return self.fetch_k is not None
 
@@ -360,6 +368,25 @@ class EngineShells:
     """
 
     _engine: Any
+
+    # ----- the ops each store defines -----------------------------------------------------------
+
+    def _add_op(self, nodes: Sequence[BaseNode]) -> Op[list[str]]:
+        raise NotImplementedError
+
+    def _delete_op(self, ref_doc_id: Any) -> Op[None]:
+        raise NotImplementedError
+
+    def _delete_nodes_op(self, node_ids: Any, filters: MetadataFilters | None) -> Op[None]:
+        raise NotImplementedError
+
+    def _get_nodes_op(self, node_ids: Any, filters: MetadataFilters | None) -> Op[list[BaseNode]]:
+        raise NotImplementedError
+
+    def _query_op(
+        self, query: VectorStoreQuery, kwargs: Mapping[str, Any]
+    ) -> Op[VectorStoreQueryResult]:
+        raise NotImplementedError
 
     # ----- the LlamaIndex API -------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Collection, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from llama_index.core.vector_stores.types import (
     FilterCondition,
@@ -254,6 +254,7 @@ class _MilvusTranslator:
         condition = _condition(node, where)
         if not children:  # an empty group places no constraint
             return FALSE if negate else TRUE
+        op: Literal["and", "or"]
         if condition is FilterCondition.NOT:  # none of the children: AND of their negations
             child_negate, op = not negate, "or" if negate else "and"
         else:

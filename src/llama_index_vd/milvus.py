@@ -57,12 +57,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from llama_index.core.bridge.pydantic import (
-    Field,
-    PrivateAttr,
-    SerializationInfo,
-    field_serializer,
-)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_serializer
 from llama_index.core.schema import BaseNode, MetadataMode
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
@@ -76,6 +71,7 @@ from llama_index.core.vector_stores.utils import (
     DEFAULT_EMBEDDING_KEY,
     DEFAULT_TEXT_KEY,
 )
+from pydantic import FieldSerializationInfo
 from pymilvus import DataType
 
 from llama_index_vd._common import (
@@ -351,6 +347,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             if not is_safe_identifier(name):
                 raise InvalidInputError(f"Field name {name!r} is not a plain identifier.")
         super().__init__(
+            stores_text=True,  # the field BasePydanticVectorStore requires
             uri=uri or DEFAULT_MILVUS_URI,
             token=token or "",
             collection_name=collection_name,
@@ -432,7 +429,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
         return "VdMilvusVectorStore"
 
     @field_serializer("uri", "token")
-    def _redact_connection(self, value: str, info: SerializationInfo) -> str:
+    def _redact_connection(self, value: str, info: FieldSerializationInfo) -> str:
         """``model_dump``, ``model_dump_json``, ``to_dict`` and ``to_json`` show the URI and
         token as ``repr`` does: no password inside the URI, no token."""
         return redact_setting(info.field_name, value)
@@ -543,13 +540,16 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
     def _node_texts(self, nodes: Sequence[BaseNode]) -> list[str]:
         return [n.get_content(metadata_mode=MetadataMode.NONE) for n in check_nodes(nodes, None)]
 
-    def _needs_sparse_query(self, query: VectorStoreQuery) -> bool:
-        return (
+    def _sparse_query_text(self, query: VectorStoreQuery) -> str | None:
+        """The text to encode with the sparse embedding function, if the query needs it."""
+        if (
             self._sparse_fn is not None
             and isinstance(query, VectorStoreQuery)
             and query.mode in _SPARSE_QUERY_MODES
             and isinstance(query.query_str, str)
-        )
+        ):
+            return query.query_str
+        return None
 
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         """Store nodes with their embeddings (and sparse embeddings, if configured)."""
@@ -569,14 +569,16 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Top nodes for ``query``: DEFAULT, MMR, HYBRID, SPARSE or TEXT_SEARCH mode."""
         sparse = None
-        if self._needs_sparse_query(query):
-            sparse = self._sparse_fn.encode_queries([query.query_str])[0]
+        text = self._sparse_query_text(query)
+        if text is not None:
+            sparse = self._sparse_fn.encode_queries([text])[0]
         return self._engine.run(self._query_op(query, kwargs, sparse), timeout=call_timeout(kwargs))
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         sparse = None
-        if self._needs_sparse_query(query):
-            encoded = await _acall_encoder(self._sparse_fn, "encode_queries", [query.query_str])
+        text = self._sparse_query_text(query)
+        if text is not None:
+            encoded = await _acall_encoder(self._sparse_fn, "encode_queries", [text])
             sparse = encoded[0]
         op = self._query_op(query, kwargs, sparse)
         return await self._engine.arun(op, timeout=call_timeout(kwargs))
@@ -691,6 +693,6 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
                 )
             )
         hits = yield from self._engine.search(
-            [plan.vector], k=plan.k, filter=expr, search_params=search_params
+            [plan.query_vector], k=plan.k, filter=expr, search_params=search_params
         )
         return hits[0]

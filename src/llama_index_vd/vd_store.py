@@ -113,6 +113,7 @@ class VDVectorStore(EngineShells, BasePydanticVectorStore):
             backend, collection_name=collection_name, metric=canonical, **connect_kwargs
         )
         super().__init__(
+            stores_text=True,  # the field BasePydanticVectorStore requires
             backend=backend,
             collection_name=collection_name,
             metric=canonical,
@@ -225,5 +226,5 @@ class VDVectorStore(EngineShells, BasePydanticVectorStore):
                 filter=flt,
             )
         else:
-            records = (yield from self._engine.search([plan.vector], k=plan.k, filter=flt))[0]
+            records = (yield from self._engine.search([plan.query_vector], k=plan.k, filter=flt))[0]
         return query_result(records, record_to_node)

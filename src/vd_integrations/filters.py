@@ -165,10 +165,10 @@ def _scalar_literal(value: Any, where: str) -> str:
             )
         return str(number)
     if isinstance(value, numbers.Real):
-        number = float(value)
-        if not math.isfinite(number):
-            raise _fail(f"{number!r} cannot be used in a Milvus filter; use a finite number", where)
-        return repr(number)
+        real = float(value)
+        if not math.isfinite(real):
+            raise _fail(f"{real!r} cannot be used in a Milvus filter; use a finite number", where)
+        return repr(real)
     raise _fail(
         f"Unsupported filter value {value!r} of type {type(value).__name__}; "
         "filter values must be str, int, float or bool",
@@ -509,7 +509,7 @@ def _translate(node: Any, resolve: FieldResolver, negate: bool, where: str) -> s
                 _translate(sub, resolve, negate, f"{at}[{i}]") for i, sub in enumerate(condition)
             ]
             # De Morgan: under negation AND becomes OR and vice versa.
-            op = "and" if (key == "$and") != negate else "or"
+            op: Literal["and", "or"] = "and" if (key == "$and") != negate else "or"
             parts.append(combine(op, subs))
         elif key == "$not":
             if not isinstance(condition, Mapping):

@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from vd_integrations.coalesce import Coalescer, CoalescingSettings
 from vd_integrations.errors import InvalidInputError, error_chain
@@ -154,7 +154,8 @@ def vectors_from_response(response: Any, expected: int) -> list[list[float]]:
             f"The embeddings server returned {len(data)} embeddings for {expected} inputs; "
             "check that it is OpenAI-compatible."
         )
-    return out  # type: ignore[return-value]  # every slot filled, checked above
+    # expected distinct in-range indexes fill all expected slots: no None is left
+    return cast("list[list[float]]", out)
 
 
 def _openai() -> Any:
@@ -224,7 +225,7 @@ def scrub_secret(exc: BaseException, secret: str | None) -> BaseException:
     clone = BaseException.__new__(type(exc))
     clone.__dict__.update({k: _mask(v, secret) for k, v in vars(exc).items()})
     clone.args = tuple(_mask(a, secret) for a in exc.args)
-    if isinstance(clone, RetryError):
+    if isinstance(clone, RetryError) and isinstance(exc, RetryError):  # the same type
         clone.last_error = scrub_secret(exc.last_error, secret)
     cause = exc.__cause__ or exc.__context__
     clone.__cause__ = None if cause is None else scrub_secret(cause, secret)

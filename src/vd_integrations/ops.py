@@ -133,7 +133,11 @@ def drive(op: Op[T], perform: Callable[[Any], Any], map_error: ErrorMapper | Non
         step = next(op)
         while True:
             try:
-                result = time.sleep(step.seconds) if isinstance(step, Sleep) else perform(step)
+                result: Any = None  # a Sleep step resumes the operation with None
+                if isinstance(step, Sleep):
+                    time.sleep(step.seconds)
+                else:
+                    result = perform(step)
             except Exception as exc:
                 step = op.throw(exc)
             else:
@@ -156,8 +160,9 @@ async def adrive(
         step = next(op)
         while True:
             try:
+                result: Any = None  # a Sleep step resumes the operation with None
                 if isinstance(step, Sleep):
-                    result = await asyncio.sleep(step.seconds)
+                    await asyncio.sleep(step.seconds)
                 else:
                     result = await aperform(step)
             except Exception as exc:

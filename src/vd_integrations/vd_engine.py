@@ -802,18 +802,20 @@ class VdEngine:
         (query_vector,) = check_vectors([vector], dim=None, what="query vector")
         hits = (yield from self.search([query_vector], k=max(fetch_k, k), filter=filter))[0]
         candidates: list[Record] = []
+        vectors: list[list[float]] = []
         for hit in hits:  # vd search results carry no vectors: fetch them by id
             try:
                 doc = yield VdCall("get", (hit.id,))
             except KeyError:  # deleted meanwhile
                 continue
             if doc.vector is not None:
-                candidates.append(replace(hit, vector=as_float_list(doc.vector)))
+                vectors.append(as_float_list(doc.vector))
+                candidates.append(replace(hit, vector=vectors[-1]))
         if not candidates:
             return []
         order = maximal_marginal_relevance(
             query_vector,
-            [c.vector for c in candidates],
+            vectors,
             k=k,
             lambda_mult=float(lambda_mult),
             metric=_MMR_METRIC[self._metric],

@@ -97,8 +97,9 @@ def merge_steps(method: str, parts: Sequence[Mapping[str, Any]]) -> dict[str, An
 def split_result(method: str, parts: Sequence[Mapping[str, Any]], result: Any) -> list[Any]:
     """Each part's share of the merged request's ``result``, in order."""
     kind = merge_kind(method, parts[0])
+    out: list[Any] = []
+    start = 0
     if kind == "search":
-        out, start = [], 0
         for part in parts:
             stop = start + len(part["data"])
             out.append([result[i] for i in range(start, stop)])
@@ -108,7 +109,6 @@ def split_result(method: str, parts: Sequence[Mapping[str, Any]], result: Any) -
         sizes = [len(part["data"]) for part in parts]
         count_key = "upsert_count" if method == "upsert" else "insert_count"
         ids = list(result.get("ids", []) or []) if isinstance(result, Mapping) else []
-        out, start = [], 0
         for size in sizes:
             share: dict[str, Any] = {count_key: size}
             if len(ids) == sum(sizes):

@@ -27,7 +27,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from vd_integrations.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES, split_rows
 from vd_integrations.coalesce import Coalescer, CoalescingSettings
@@ -547,8 +547,8 @@ class MilvusEngine:
             left = max(deadline.at - time.monotonic(), 0.001)
             timeout = left if not isinstance(timeout, (int, float)) else min(timeout, left)
         if isinstance(timeout, (int, float)) and timeout > 0:
-            deadline = timeout if settings.deadline is None else min(settings.deadline, timeout)
-            settings = replace(settings, deadline=deadline)
+            budget = timeout if settings.deadline is None else min(settings.deadline, timeout)
+            settings = replace(settings, deadline=budget)
         auto_id = bool(self._layout and self._layout.auto_id)
 
         def retryable(exc: BaseException) -> bool:
@@ -1015,7 +1015,7 @@ class MilvusEngine:
     def _add_all(
         self,
         texts: Sequence[str],
-        vectors: Sequence[Sequence[float]] | None,
+        vectors: Iterable[Sequence[float]] | None,
         metadatas: Iterable[Mapping[str, Any] | None] | None,
         ids: Iterable[Any] | None,
         batch_size: int,
@@ -1024,6 +1024,7 @@ class MilvusEngine:
     ) -> Op[list[str]]:
         """Add a materialised batch of texts: check all of it, then embed and write."""
         texts = list(texts)
+        vectors = None if vectors is None else list(vectors)  # a generator has no len()
         metadatas = None if metadatas is None else list(metadatas)
         ids = None if ids is None else list(ids)
         n = check_same_length(
@@ -1062,9 +1063,10 @@ class MilvusEngine:
                     )
                 batch_vectors = check_vectors(embedded, dim=dim, what="embedding")
             dim = len(batch_vectors[0])
-            layout = yield from self.ready(dim)
-            if layout is None:  # pragma: no cover - ready(dim) creates it
+            created = yield from self.ready(dim)
+            if created is None:  # pragma: no cover - ready(dim) creates it
                 raise CollectionNotFoundError(self.spec.name)
+            layout = created
             if layout.dim != dim:
                 raise InvalidInputError(
                     f"Vectors have dimension {dim} but collection {layout.name!r} has dimension "
@@ -1294,9 +1296,11 @@ class MilvusEngine:
             return []
         layout = self._layout
         assert layout is not None
+        # search(with_vectors=True) reads the vector field, so every hit carries its vector
+        vectors = cast("list[list[float]]", [h.vector for h in hits])
         order = maximal_marginal_relevance(
             list(vector),
-            [h.vector for h in hits],
+            vectors,
             k=k,
             lambda_mult=lambda_mult,
             metric=layout.metric,

@@ -22,7 +22,9 @@ import os
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    _HAS_FLOCK = False
+else:
+    _HAS_FLOCK = True
 
 from vd_integrations.errors import (
     InvalidInputError,
@@ -161,7 +163,7 @@ def embedded_file_in_use(db_path: str) -> bool:
     """Whether another process holds milvus-lite's lock on the database ``db_path`` (a
     directory with a ``LOCK`` file that milvus-lite flocks while it has it open)."""
     lock = os.path.join(db_path, "LOCK")
-    if fcntl is None or not os.path.exists(lock):
+    if not _HAS_FLOCK or not os.path.exists(lock):
         return False
     fd = os.open(lock, os.O_RDWR)
     try:

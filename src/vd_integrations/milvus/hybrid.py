@@ -206,7 +206,7 @@ class SparseSpec:
 def sparse_spec_from_builtin(function: Any, *, text_field: str) -> SparseSpec:
     """A :class:`SparseSpec` from a ``BM25BuiltInFunction`` (ours, langchain-milvus' or
     LlamaIndex's: anything with a BM25 pymilvus ``function`` and analyzer attributes)."""
-    inner = getattr(function, "function", None)
+    inner: Any = getattr(function, "function", None)
     if getattr(inner, "type", None) != FunctionType.BM25:
         raise NotImplementedError(
             f"Only the BM25 built-in function is supported, got {type(function).__name__}; "
@@ -562,7 +562,8 @@ def hybrid_search(
     sparse_field = require_sparse(layout)
     sparse_data = _sparse_data(layout, query, sparse_vector)
     if vector is None:
-        vector = yield EmbedQuery(query)  # type: ignore[arg-type]
+        assert query is not None  # refused above when both are None
+        vector = yield EmbedQuery(query)
     (dense,) = check_vectors([vector], dim=layout.dim, what="query vector")
     expr = engine.compile_filter(filter, layout)
     reqs = [
@@ -738,7 +739,7 @@ def vd_hybrid_search(
     docs = yield from engine.query(filter)
     snapshot = _Snapshot([_vd_result(r) for r in dense], docs)
     hits = vd.hybrid_search(
-        snapshot,  # type: ignore[arg-type]
+        snapshot,
         list(vector),
         query_text=query,
         limit=k,
@@ -759,5 +760,5 @@ def vd_text_search(engine: VdEngine, query: str, *, k: int, filter: Any = None) 
     if not isinstance(query, str) or not query.strip():
         raise InvalidInputError("Full-text search needs a non-empty query string.")
     docs = yield from engine.query(filter)
-    hits = vd.BM25Index(_Snapshot([], docs)).search(query, limit=k)  # type: ignore[arg-type]
+    hits = vd.BM25Index(_Snapshot([], docs)).search(query, limit=k)
     return [_vd_record(hit) for hit in hits]
