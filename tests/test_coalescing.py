@@ -21,7 +21,6 @@ from langchain_vd import Milvus
 from vd_integrations.coalesce import Coalescer, CoalescingSettings
 from vd_integrations.embedding_batching import QueryEmbeddingCache, batches_query_embeddings
 from vd_integrations.errors import InvalidFilterExpressionError, InvalidInputError
-from vd_integrations.loops import PerLoop
 
 DIM = 16
 
@@ -234,16 +233,15 @@ def store_for(uri: str, name: str, embeddings: Any, **kwargs: Any) -> tuple[Milv
 
 def wrap_clients(store: Any, wrap: Callable[[Any], Any]) -> list[Any]:
     """Wrap each event loop's AsyncMilvusClient of ``store``; returns the wrappers made."""
-    engine, made = store.engine, []
-    make = engine._new_loop_resources
+    connection, made = store.engine.connection, []
+    make = connection.make_async_client
 
     def wrapped():
-        resources = make()
-        resources.client = wrap(resources.client)
-        made.append(resources.client)
-        return resources
+        client = wrap(make())
+        made.append(client)
+        return client
 
-    engine._async = PerLoop(wrapped)
+    connection.make_async_client = wrapped
     return made
 
 
@@ -377,7 +375,7 @@ def test_sync_writes_leave_a_new_collection_loaded(milvus_uri, collection_name):
     )
     store.add_documents(docs(3))
     assert store.engine.rpc_counts["load_collection"] == 1
-    assert not store.engine._load_pending
+    assert not store.engine.setup.load_pending
     store.close()
 
 

@@ -561,7 +561,7 @@ def test_old_server_gets_a_clear_error() -> None:
     from vd_integrations.milvus.schema import CollectionSpec
 
     engine = MilvusEngine(CollectionSpec("c", sparse=SparseSpec()), ConnectionConfig(uri="x.db"))
-    op = engine._create(4)
+    op = engine.setup.create(4)
     step = next(op)
     assert isinstance(step, Rpc) and step.method == "get_server_version"
     with pytest.raises(MilvusOperationError, match=r"v2\.3\.5.*Milvus 2\.5\+"):

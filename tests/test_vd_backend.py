@@ -13,6 +13,7 @@ import vd
 from pymilvus import MilvusClient
 
 from vd_integrations.milvus import vd_backend
+from vd_integrations.milvus.collection import CollectionSetup
 from vd_integrations.milvus.config import IDLE_KEEPALIVE_OFF
 from vd_integrations.milvus.engine import MilvusEngine
 from vd_integrations.milvus.vd_backend import MilvusAsyncClient, MilvusAsyncCollection
@@ -458,13 +459,13 @@ async def test_concurrent_first_writes_create_once(
     client: MilvusAsyncClient, collection_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     created: list[int] = []
-    original = MilvusEngine._create
+    original = CollectionSetup.create
 
-    def spy(self: MilvusEngine, dim: int) -> Any:
+    def spy(self: CollectionSetup, dim: int) -> Any:
         created.append(dim)
         return (yield from original(self, dim))
 
-    monkeypatch.setattr(MilvusEngine, "_create", spy)
+    monkeypatch.setattr(CollectionSetup, "create", spy)
     col = await client.create_collection(collection_name)
     await asyncio.gather(
         *(

@@ -74,6 +74,7 @@ from vd_integrations.expressions import check_raw_expression, is_literal_true
 
 __all__ = [
     "FieldRef",
+    "FilterLike",
     "FieldResolver",
     "and_exprs",
     "combine",
@@ -97,6 +98,8 @@ __all__ = [
 
 TRUE = "true"
 FALSE = "false"
+#: A filter as the stores take it: a raw Milvus expression, a vd dict filter, or none.
+FilterLike = str | Mapping[str, Any] | None
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1

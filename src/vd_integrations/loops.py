@@ -30,6 +30,7 @@ __all__ = [
     "PerLoop",
     "SingleFlight",
     "UnsupportedEventLoopError",
+    "cancel_requests",
     "finalizes_async_generators",
     "running_loop",
     "unsupported_loop_error",
@@ -74,6 +75,12 @@ def running_loop() -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()
     except RuntimeError:
         raise unsupported_loop_error() from None
+
+
+def cancel_requests(task: asyncio.Task[Any] | None) -> int:
+    """Pending cancellation requests of ``task`` (Python 3.11+; 0 before)."""
+    cancelling = getattr(task, "cancelling", None)
+    return int(cancelling()) if cancelling is not None else 0
 
 
 def finalizes_async_generators(loop: asyncio.AbstractEventLoop) -> bool:

@@ -27,13 +27,19 @@ else:
     _HAS_FLOCK = True
 
 from vd_integrations.errors import (
+    CollectionNotFoundError,
+    InvalidFilterExpressionError,
     InvalidInputError,
+    MilvusOperationError,
     OperationTimeoutError,
     ServerUnreachableError,
+    StoreClosedError,
     error_chain,
 )
+from vd_integrations.milvus.rpc import Rpc, Step
 
 __all__ = [
+    "already_exists",
     "certainly_not_sent",
     "collection_not_loaded",
     "embedded_file_in_use",
@@ -41,8 +47,10 @@ __all__ = [
     "grpc_code_name",
     "is_milvus_lite",
     "is_transient",
+    "is_unimplemented",
     "rejected_by_server",
     "safe_to_retry",
+    "translate_error",
 ]
 
 #: gRPC status codes that mean "try again later".
@@ -237,3 +245,64 @@ def safe_to_retry(method: str, exc: BaseException, *, auto_id: bool) -> bool:
     if method == "insert":
         return not auto_id or certainly_not_sent(exc)
     return certainly_not_sent(exc)
+
+
+# ----- translation into our errors --------------------------------------------------------
+
+
+def is_unimplemented(exc: BaseException) -> bool:
+    return grpc_code_name(exc) == "UNIMPLEMENTED" or "UNIMPLEMENTED" in str(exc)
+
+
+def already_exists(exc: BaseException) -> bool:
+    """Another writer created the collection or index first."""
+    text = str(exc).lower()
+    # real Milvus says "already exist(s)"; milvus-lite 3.x may surface "[Errno 17] File exists"
+    return any(
+        marker in text for marker in ("already exist", "at most one distinct index", "file exists")
+    )
+
+
+def _is_filter_error(exc: BaseException, step: Step | None) -> bool:
+    if not isinstance(step, Rpc) or "filter" not in step.kwargs or not step.kwargs["filter"]:
+        return False
+    text = str(exc).lower()
+    return any(
+        marker in text
+        for marker in (
+            "parse",
+            "expression",
+            "unexpected",
+            "unknown",
+            "column",
+            "invalid expr",
+            "expr plan",  # Milvus 2.3 delete: "failed to create expr plan, expr = ..."
+        )
+    )
+
+
+def translate_error(exc: Exception, step: Step | None, collection: str) -> Exception:
+    """A clear, typed error for a failed step (the original stays as ``__cause__``)."""
+    if isinstance(exc, (InvalidInputError, CollectionNotFoundError, StoreClosedError)):
+        return exc
+    if isinstance(exc, RuntimeError) and "no running event loop" in str(exc):
+        from vd_integrations.loops import unsupported_loop_error  # e.g. awaited under trio
+
+        return unsupported_loop_error()
+    if not _looks_like_milvus_error(exc):
+        return exc
+    message = getattr(exc, "message", None) or getattr(exc, "details", lambda: None)() or str(exc)
+    if _is_filter_error(exc, step):
+        assert isinstance(step, Rpc)
+        return InvalidFilterExpressionError(
+            f"Milvus could not evaluate the filter expression {step.kwargs['filter']!r} on "
+            f"collection {collection!r}: {message}. Check field names, quoting and operators "
+            f"(see https://milvus.io/docs/boolean.md), or pass a dict filter."
+        )
+    method = step.method if isinstance(step, Rpc) else type(step).__name__
+    return MilvusOperationError(f"Milvus {method} on collection {collection!r} failed: {message}")
+
+
+def _looks_like_milvus_error(exc: BaseException) -> bool:
+    module = type(exc).__module__
+    return module.startswith(("pymilvus", "grpc"))

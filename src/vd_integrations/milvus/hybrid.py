@@ -30,14 +30,15 @@ import dataclasses
 import math
 import numbers
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pymilvus import AnnSearchRequest, DataType, Function, FunctionType, MilvusClient
 
 from vd_integrations.errors import InvalidInputError, MilvusOperationError
-from vd_integrations.milvus.schema import CollectionLayout, Record
+from vd_integrations.filters import FilterLike
+from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
 from vd_integrations.ops import EmbedQuery, Op
 from vd_integrations.validation import (
     FLOAT32_MAX,
@@ -47,8 +48,23 @@ from vd_integrations.validation import (
 )
 
 if TYPE_CHECKING:
-    from vd_integrations.milvus.engine import FilterLike, MilvusEngine
     from vd_integrations.vd_engine import VdEngine
+
+
+class SearchEngine(Protocol):
+    """What the hybrid and full-text searches need of a Milvus engine
+    (:class:`~vd_integrations.milvus.reads.ReadOps` provides it)."""
+
+    spec: CollectionSpec
+
+    def ready(
+        self, dim: int | None = None, *, loaded: bool = False
+    ) -> Op[CollectionLayout | None]: ...
+    def compile_filter(self, filter: FilterLike, layout: CollectionLayout | None = None) -> str: ...
+    def rpc(self, method: str, **kwargs: Any) -> Any: ...
+    def partition_kwargs(self, *, single: bool = False) -> dict[str, Any]: ...
+    def map_error(self, exc: Exception, step: Any) -> Exception: ...
+
 
 __all__ = [
     "DEFAULT_RRF_K",
@@ -510,23 +526,23 @@ def full_text_support_problem(version: str, *, bm25: bool = True) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def check_server(engine: MilvusEngine, spec: SparseSpec) -> Op[None]:
+def check_server(rpc: Callable[..., Any], collection: str, spec: SparseSpec) -> Op[None]:
     """Refuse, before creating a collection, a server that lacks BM25 / sparse vectors."""
     try:
-        version = yield engine._rpc("get_server_version")
+        version = yield rpc("get_server_version")
     except Exception:  # an unknown server or proxy: creation itself will tell
         return
     problem = full_text_support_problem(str(version), bm25=spec.bm25)
     if problem:
         raise MilvusOperationError(
-            f"Cannot create collection {engine.spec.name!r} with a sparse field: {problem}. "
+            f"Cannot create collection {collection!r} with a sparse field: {problem}. "
             f"Use a newer Milvus (or Milvus Lite 3.x: pip install 'milvus-lite>=3'), or a "
             f"store without builtin_function / enable_sparse for dense search only."
         )
 
 
 def hybrid_search(
-    engine: MilvusEngine,
+    engine: SearchEngine,
     query: str | None = None,
     *,
     vector: Sequence[float] | None = None,
@@ -583,22 +599,22 @@ def hybrid_search(
         ),
     ]
     try:
-        results = yield engine._rpc(
+        results = yield engine.rpc(
             "hybrid_search",
             collection_name=layout.name,
             reqs=reqs,
             ranker=fusion.to_pymilvus(),
             limit=k,
             output_fields=layout.output_fields(),
-            **engine._partition_kwargs(),
+            **engine.partition_kwargs(),
         )
     except Exception as exc:  # name the filter in the error, as plain searches do
-        raise engine._map_error(exc, engine._rpc("hybrid_search", filter=expr)) from exc
+        raise engine.map_error(exc, engine.rpc("hybrid_search", filter=expr)) from exc
     return parse_hits(layout, results[0] if results else [])
 
 
 def sparse_search(
-    engine: MilvusEngine,
+    engine: SearchEngine,
     query: str | None = None,
     *,
     sparse_vector: Any = None,
@@ -619,7 +635,7 @@ def sparse_search(
         return []
     sparse_field = require_sparse(layout)
     data = _sparse_data(layout, query, sparse_vector)
-    results = yield engine._rpc(
+    results = yield engine.rpc(
         "search",
         collection_name=layout.name,
         data=[data],
@@ -628,7 +644,7 @@ def sparse_search(
         filter=engine.compile_filter(filter, layout),
         output_fields=layout.output_fields(),
         search_params=sparse_params(layout, search_params),
-        **engine._partition_kwargs(),
+        **engine.partition_kwargs(),
     )
     return parse_hits(layout, results[0] if results else [], bm25=layout.sparse_bm25)
 

@@ -161,6 +161,28 @@ class CollectionSpec:
             out.append((self.sparse.field, self.sparse.index_params_for_field()))
         return out
 
+    def layout_from_description(
+        self, description: Mapping[str, Any], metric: str | None
+    ) -> CollectionLayout:
+        """How this spec reads an existing collection (``describe_collection`` output)."""
+        return CollectionLayout.from_description(self, description, metric)
+
+    def prospective_layout(self) -> CollectionLayout:
+        """The layout a collection created from this spec gets (before it exists)."""
+        return CollectionLayout(
+            name=self.name,
+            primary_field=self.primary_field,
+            pk_is_int=self.auto_id,
+            auto_id=self.auto_id,
+            text_field=self.text_field,
+            vector_field=self.vector_field,
+            dim=0,
+            metric=self.index["metric_type"],
+            dynamic=self.enable_dynamic_field or not self.metadata_field,
+            metadata_field=self.metadata_field,
+            scalar_fields=(self.partition_key_field,) if self.partition_key_field else (),
+        )
+
     def create_kwargs(self, dim: int) -> dict[str, Any]:
         """Arguments for ``create_collection`` (the index is created separately)."""
         kwargs: dict[str, Any] = {

@@ -132,6 +132,29 @@ class VdCollectionSpec(CollectionSpec):
             lexical=lexical,
         )
 
+    def layout_from_description(
+        self, description: Mapping[str, Any], metric: str | None
+    ) -> CollectionLayout:
+        """An existing collection read in vd's layout (see :class:`VdLayout`)."""
+        return VdLayout.from_vd_description(self, description, metric)
+
+    def prospective_layout(self) -> CollectionLayout:
+        """The layout vd's backend gives a new collection."""
+        return VdLayout(
+            name=self.name,
+            primary_field=self.primary_field,
+            pk_is_int=False,
+            auto_id=False,
+            text_field=_TEXT,
+            vector_field=self.vector_field,
+            dim=0,
+            metric=self.index["metric_type"],
+            dynamic=True,
+            metadata_field=_METADATA,
+            pk_max_length=_ID_MAX_LENGTH,
+            text_max_length=_TEXT_MAX_LENGTH if self.lexical else _UNBOUNDED,
+        )
+
     def build_schema(self, dim: int) -> Any:
         """vd's schema: ``id``, ``vector``, dynamic fields, and BM25 ``text`` if lexical."""
         schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=True)
@@ -303,31 +326,6 @@ class _VdEngine(MilvusEngine):
 
     spec: VdCollectionSpec
 
-    def _describe(self) -> Op[CollectionLayout | None]:
-        name = self.spec.name
-        if not (yield self._rpc("has_collection", collection_name=name)):
-            return None
-        description = yield self._rpc("describe_collection", collection_name=name)
-        metric = yield from self._vector_metric(description)
-        return VdLayout.from_vd_description(self.spec, description, metric)
-
-    def _prospective_layout(self) -> CollectionLayout:
-        spec = self.spec
-        return VdLayout(
-            name=spec.name,
-            primary_field=spec.primary_field,
-            pk_is_int=False,
-            auto_id=False,
-            text_field=_TEXT,
-            vector_field=spec.vector_field,
-            dim=0,
-            metric=spec.index["metric_type"],
-            dynamic=True,
-            metadata_field=_METADATA,
-            pk_max_length=_ID_MAX_LENGTH,
-            text_max_length=_TEXT_MAX_LENGTH if spec.lexical else _UNBOUNDED,
-        )
-
     def key_page(self, after: Any, limit: int) -> Op[list[Any]]:
         """Up to ``limit`` primary keys greater than ``after`` (all if ``None``), ascending."""
         layout = yield from self.ready(loaded=True)
@@ -335,7 +333,7 @@ class _VdEngine(MilvusEngine):
             return []
         pk = layout.primary_field
         expr = f"{pk} > {literal(after)}" if after is not None else ""
-        rows = yield self._rpc(
+        rows = yield self.rpc(
             "query",
             collection_name=layout.name,
             filter=expr,

@@ -1,0 +1,223 @@
+"""Read operations on one Milvus collection: search (nq vectors), search by text, MMR,
+scalar queries, count, and the hybrid / full-text searches of :mod:`.hybrid`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+from vd_integrations.errors import InvalidInputError
+from vd_integrations.filters import FilterLike, and_exprs, ids_expr
+from vd_integrations.milvus import hybrid
+from vd_integrations.milvus.base import EngineBase
+from vd_integrations.milvus.schema import Record
+from vd_integrations.mmr import maximal_marginal_relevance
+from vd_integrations.ops import EmbedQuery, Op
+from vd_integrations.validation import check_positive_int, check_vectors
+
+__all__ = ["ReadOps"]
+
+
+class ReadOps(EngineBase):
+    """Searches and queries as operations (generators of steps; see :mod:`vd_integrations.ops`)."""
+
+    def search(
+        self,
+        vectors: Sequence[Sequence[float]],
+        *,
+        k: int,
+        filter: FilterLike = None,
+        with_vectors: bool = False,
+        search_params: Mapping[str, Any] | None = None,
+    ) -> Op[list[list[Record]]]:
+        """Nearest neighbours of each vector (``nq = len(vectors)``), with raw Milvus scores."""
+        check_positive_int(k)
+        layout = yield from self.ready(loaded=True)
+        if layout is None:
+            self.compile_filter(filter)
+            check_vectors(vectors, dim=None, what="query vector")
+            return [[] for _ in vectors]
+        data = check_vectors(vectors, dim=layout.dim, what="query vector")
+        expr = self.compile_filter(filter, layout)
+        params: dict[str, Any] = {"metric_type": layout.metric, "params": {}}
+        for extra in (self.spec.search_params, search_params):
+            if extra:
+                params.update({k2: v for k2, v in extra.items() if k2 != "params"})
+                params["params"] = {**params["params"], **dict(extra.get("params") or {})}
+        results = yield self.rpc(
+            "search",
+            collection_name=layout.name,
+            data=data,
+            anns_field=layout.vector_field,
+            limit=k,
+            filter=expr,
+            output_fields=layout.output_fields(with_vector=with_vectors),
+            search_params=params,
+            **self.partition_kwargs(),
+        )
+        pk = layout.primary_field
+        return [
+            [
+                layout.record_from_entity(
+                    hit[pk] if pk in hit else hit.get("id"),
+                    hit.get("entity") or {},
+                    float(hit.get("distance", 0.0)),
+                )
+                for hit in hits
+            ]
+            for hits in results
+        ]
+
+    def search_text(
+        self, query: str, *, k: int, filter: FilterLike = None, **kwargs: Any
+    ) -> Op[list[Record]]:
+        """Embed ``query`` and search."""
+        check_positive_int(k)
+        if not isinstance(query, str):
+            raise InvalidInputError(f"query must be a str, got {type(query).__name__}.")
+        vector = yield EmbedQuery(query)
+        return (yield from self.search([vector], k=k, filter=filter, **kwargs))[0]
+
+    def mmr(
+        self,
+        vector: Sequence[float] | None = None,
+        *,
+        query: str | None = None,
+        k: int,
+        fetch_k: int,
+        lambda_mult: float = 0.5,
+        filter: FilterLike = None,
+        search_params: Mapping[str, Any] | None = None,
+    ) -> Op[list[Record]]:
+        """Maximal marginal relevance over the ``fetch_k`` nearest, in the index's metric."""
+        check_positive_int(k)
+        check_positive_int(fetch_k, "fetch_k")
+        if not 0.0 <= float(lambda_mult) <= 1.0:
+            raise InvalidInputError(f"lambda_mult must be in [0, 1], got {lambda_mult!r}.")
+        if vector is None:
+            if not isinstance(query, str):
+                raise InvalidInputError("mmr needs a query string or a query vector.")
+            vector = yield EmbedQuery(query)
+        hits = (
+            yield from self.search(
+                [vector],
+                k=max(fetch_k, k),
+                filter=filter,
+                with_vectors=True,
+                search_params=search_params,
+            )
+        )[0]
+        if not hits:
+            return []
+        layout = self.layout
+        assert layout is not None
+        # search(with_vectors=True) reads the vector field, so every hit carries its vector
+        vectors = cast("list[list[float]]", [h.vector for h in hits])
+        order = maximal_marginal_relevance(
+            list(vector),
+            vectors,
+            k=k,
+            lambda_mult=lambda_mult,
+            metric=layout.metric,
+        )
+        return [hits[i] for i in order]
+
+    def query(
+        self,
+        filter: FilterLike = None,
+        *,
+        ids: Sequence[Any] | None = None,
+        limit: int | None = None,
+        output_fields: Sequence[str] | None = None,
+        with_vectors: bool = False,
+    ) -> Op[list[Record]]:
+        """Scalar query by filter and/or ids. ``output_fields=[]`` returns ids only."""
+        if limit is not None:
+            check_positive_int(limit, "limit")
+        layout = yield from self.ready(loaded=True)
+        if layout is None:
+            self.compile_filter(filter)
+            return []
+        parts = []
+        if ids is not None:
+            ids = list(ids)
+            if not ids:
+                return []
+            parts.append(ids_expr(layout.primary_field, [layout.encode_id(i) for i in ids]))
+        parts.append(self.compile_filter(filter, layout))
+        expr = and_exprs(*parts) or ""
+        if output_fields is None:
+            fields = layout.output_fields(with_vector=with_vectors)
+        else:
+            fields = [layout.primary_field, *output_fields]
+        kwargs: dict[str, Any] = {"collection_name": layout.name, "filter": expr}
+        kwargs["output_fields"] = fields
+        if limit is not None:
+            kwargs["limit"] = limit
+        elif not expr:
+            kwargs["limit"] = 16_384  # Milvus' query window; an empty filter requires a limit
+        rows = yield self.rpc("query", **kwargs, **self.partition_kwargs())
+        pk = layout.primary_field
+        return [layout.record_from_entity(row[pk], row) for row in rows]
+
+    def hybrid_search(
+        self,
+        query: str | None = None,
+        *,
+        k: int,
+        vector: Sequence[float] | None = None,
+        sparse_vector: Any = None,
+        dense_k: int | None = None,
+        sparse_k: int | None = None,
+        ranker: Any = "rrf",
+        ranker_params: Mapping[str, Any] | None = None,
+        filter: FilterLike = None,
+        search_params: Mapping[str, Any] | None = None,
+        sparse_search_params: Mapping[str, Any] | None = None,
+    ) -> Op[list[Record]]:
+        """Dense + BM25 (sparse) search fused by Milvus (RRF or weighted); see
+        :func:`.hybrid.hybrid_search`. Scores are the fused score, higher is better."""
+        return hybrid.hybrid_search(
+            self,
+            query,
+            vector=vector,
+            sparse_vector=sparse_vector,
+            k=k,
+            dense_k=dense_k,
+            sparse_k=sparse_k,
+            ranker=ranker,
+            ranker_params=ranker_params,
+            filter=filter,
+            search_params=search_params,
+            sparse_search_params=sparse_search_params,
+        )
+
+    def full_text_search(
+        self,
+        query: str | None = None,
+        *,
+        k: int,
+        sparse_vector: Any = None,
+        filter: FilterLike = None,
+        search_params: Mapping[str, Any] | None = None,
+    ) -> Op[list[Record]]:
+        """BM25-only search (or the user-supplied sparse field); scores are BM25 scores,
+        higher is better; see :func:`.hybrid.sparse_search`."""
+        return hybrid.sparse_search(
+            self,
+            query,
+            sparse_vector=sparse_vector,
+            k=k,
+            filter=filter,
+            search_params=search_params,
+        )
+
+    def count(self) -> Op[int]:
+        """Number of entities in the collection (0 if it does not exist)."""
+        layout = yield from self.ready(loaded=True)
+        if layout is None:
+            return 0
+        rows = yield self.rpc(
+            "query", collection_name=layout.name, filter="", output_fields=["count(*)"]
+        )
+        return int(rows[0]["count(*)"]) if rows else 0
