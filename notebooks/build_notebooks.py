@@ -69,7 +69,7 @@ EMBEDDINGS = """\
 # server on loopback with deterministic vectors and ~100 ms per request, like the service.
 import contextlib
 
-from vd_integrations.embedding_server import embedding_endpoint
+from vd_integrations.testing.embedding_server import embedding_endpoint
 
 stack = contextlib.ExitStack()
 endpoint = stack.enter_context(embedding_endpoint(latency=0.1))

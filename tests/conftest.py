@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from vd_integrations.local_server import MilvusLiteServer
+from vd_integrations.testing.lite_server import MilvusLiteServer
 
 
 @pytest.fixture(scope="session")

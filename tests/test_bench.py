@@ -336,8 +336,8 @@ def test_python_for_installs_a_vcs_install_with_pep_508_extras(tmp_path, monkeyp
 
 PARENT = """
 import sys, time
-from vd_integrations.embedding_server import embedding_endpoint
-from vd_integrations.local_server import MilvusLiteServer
+from vd_integrations.testing.embedding_server import embedding_endpoint
+from vd_integrations.testing.lite_server import MilvusLiteServer
 
 with embedding_endpoint(latency=0.0, dim=8, offline=True) as endpoint:
     pids = [endpoint.server._proc.pid]

@@ -44,8 +44,8 @@ from vd_integrations.errors import (
 )
 from vd_integrations.expressions import check_raw_expression, is_literal_true
 from vd_integrations.filters import and_exprs, matches_everything, or_exprs
-from vd_integrations.local_server import MilvusLiteServer, free_port
 from vd_integrations.retry import RetrySettings
+from vd_integrations.testing.lite_server import MilvusLiteServer, free_port
 
 DIM = 8
 EMBEDDINGS = DeterministicFakeEmbedding(size=DIM)

@@ -21,13 +21,7 @@ from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 from langchain_vd import OpenAIEmbeddings
 from llama_index_vd import OpenAIEmbedding
-from vd_integrations.embedding_server import (
-    OfflineEmbeddingServer,
-    embed_inputs,
-    embedding_endpoint,
-)
 from vd_integrations.errors import InvalidInputError
-from vd_integrations.local_server import free_port
 from vd_integrations.openai_embeddings import (
     DEFAULT_MODEL,
     OpenAIEmbeddingClient,
@@ -43,6 +37,12 @@ from vd_integrations.retry import (
     call_with_retry,
     parse_retry_after,
 )
+from vd_integrations.testing.embedding_server import (
+    OfflineEmbeddingServer,
+    embed_inputs,
+    embedding_endpoint,
+)
+from vd_integrations.testing.lite_server import free_port
 
 DIM = 64
 LATENCY = 0.02

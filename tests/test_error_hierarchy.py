@@ -165,8 +165,8 @@ def test_light_modules_do_not_import_vd() -> None:
     """``import vd_integrations`` and the offline embeddings server (started as a
     subprocess by the benchmark and the tests) stay light: ``vd`` imports every backend."""
     code = (
-        "import sys, vd_integrations, vd_integrations.embedding_server, "
-        "vd_integrations.local_server, vd_integrations.retry, vd_integrations.loops\n"
+        "import sys, vd_integrations, vd_integrations.testing.embedding_server, "
+        "vd_integrations.testing.lite_server, vd_integrations.retry, vd_integrations.loops\n"
         "assert 'vd' not in sys.modules and 'pymilvus' not in sys.modules, "
         "sorted(m for m in sys.modules if m.split('.')[0] in ('vd', 'pymilvus'))\n"
         "assert vd_integrations.RetryError.__mro__[1].__name__ == 'VdIntegrationsError'\n"

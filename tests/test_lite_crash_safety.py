@@ -32,8 +32,8 @@ import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_vd import Milvus
-from vd_integrations.local_server import MilvusLiteServer
 from vd_integrations.retry import RetrySettings
+from vd_integrations.testing.lite_server import MilvusLiteServer
 
 DIM = 8
 BATCH = 5  # rows per add call: many small writes, many chances to interleave

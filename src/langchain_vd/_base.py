@@ -25,7 +25,7 @@ from vd_integrations.ops import Op
 from vd_integrations.progress import progress_bar
 from vd_integrations.validation import check_id_list, check_unit_interval
 
-__all__ = ["Engine", "EngineRetriever", "EngineVectorStore"]
+__all__ = ["Engine", "EngineRetriever", "EngineVectorStore", "pick_filter", "to_document"]
 
 T = TypeVar("T")
 S = TypeVar("S", bound="EngineVectorStore[Any]")
@@ -75,11 +75,11 @@ class Engine(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _to_document(record: Record) -> Document:
+def to_document(record: Record) -> Document:
     return Document(page_content=record.text, metadata=record.metadata, id=record.id)
 
 
-def _pick_filter(expr: FilterLike, kwargs: Mapping[str, Any]) -> FilterLike:
+def pick_filter(expr: FilterLike, kwargs: Mapping[str, Any]) -> FilterLike:
     """``expr=`` (langchain-milvus) and ``filter=`` (LangChain retrievers) name the same thing."""
     other = kwargs.get("filter")
     if expr not in (None, "", {}) and other not in (None, "", {}):
@@ -196,7 +196,7 @@ class EngineVectorStore(VectorStore, Generic[E]):
         expr: FilterLike,
         kwargs: Mapping[str, Any],
     ) -> Op[list[tuple[Document, float]]]:
-        filter = _pick_filter(expr, kwargs)
+        filter = pick_filter(expr, kwargs)
         if vector is None:
             records = yield from self._engine.search_text(
                 query,
@@ -210,7 +210,7 @@ class EngineVectorStore(VectorStore, Generic[E]):
                     [vector], k=k, filter=filter, **self._search_options(param)
                 )
             )[0]
-        return [(_to_document(r), float(r.score or 0.0)) for r in records]
+        return [(to_document(r), float(r.score or 0.0)) for r in records]
 
     def _docs_op(self, scored: Op[list[tuple[Document, float]]]) -> Op[list[Document]]:
         return [doc for doc, _ in (yield from scored)]
@@ -234,10 +234,10 @@ class EngineVectorStore(VectorStore, Generic[E]):
             k=k,
             fetch_k=fetch_k,
             lambda_mult=lambda_mult,
-            filter=_pick_filter(expr, kwargs),
+            filter=pick_filter(expr, kwargs),
             **self._search_options(param),
         )
-        return [_to_document(r) for r in records]
+        return [to_document(r) for r in records]
 
     def _upsert_op(
         self, ids: Sequence[str] | None, documents: Sequence[Document] | None, batch_size: int
@@ -261,7 +261,7 @@ class EngineVectorStore(VectorStore, Generic[E]):
         self, expr: FilterLike, fields: list[str] | None, limit: int
     ) -> Op[list[Document]]:
         records = yield from self._engine.query(expr, limit=limit)
-        docs = [_to_document(r) for r in records]
+        docs = [to_document(r) for r in records]
         if fields is not None:
             keep = set(fields)
             for doc in docs:
@@ -277,7 +277,7 @@ class EngineVectorStore(VectorStore, Generic[E]):
     def _get_by_ids_op(self, ids: Sequence[str]) -> Op[list[Document]]:
         ids = check_id_list(ids) or []
         records = yield from self._engine.query(ids=list(dict.fromkeys(ids)))
-        by_id = {r.id: _to_document(r) for r in records}
+        by_id = {r.id: to_document(r) for r in records}
         return [by_id[str(i)] for i in dict.fromkeys(ids) if str(i) in by_id]
 
     # ----- add ------------------------------------------------------------------------------
@@ -555,16 +555,16 @@ class EngineVectorStore(VectorStore, Generic[E]):
             fetch_k=fetch_k,
             ranker=ranker,
             ranker_params=ranker_params,
-            filter=_pick_filter(expr, kwargs),
+            filter=pick_filter(expr, kwargs),
             param=kwargs.get("param"),
         )
-        return [(_to_document(r), float(r.score or 0.0)) for r in records]
+        return [(to_document(r), float(r.score or 0.0)) for r in records]
 
     def _full_text_scored_op(
         self, query: str, k: int, expr: FilterLike, kwargs: Mapping[str, Any]
     ) -> Op[list[tuple[Document, float]]]:
-        records = yield from self._full_text_op(query, k=k, filter=_pick_filter(expr, kwargs))
-        return [(_to_document(r), float(r.score or 0.0)) for r in records]
+        records = yield from self._full_text_op(query, k=k, filter=pick_filter(expr, kwargs))
+        return [(to_document(r), float(r.score or 0.0)) for r in records]
 
     def hybrid_search(
         self,
@@ -693,14 +693,14 @@ class EngineVectorStore(VectorStore, Generic[E]):
         self, ids: list[str] | None = None, expr: FilterLike = None, **kwargs: Any
     ) -> bool | None:
         """Delete by ids and/or filter expression. Missing ids are not an error."""
-        op = self._engine.delete(check_id_list(ids), _pick_filter(expr, kwargs))
+        op = self._engine.delete(check_id_list(ids), pick_filter(expr, kwargs))
         self._engine.run(op, timeout=kwargs.get("timeout"))
         return True
 
     async def adelete(
         self, ids: list[str] | None = None, expr: FilterLike = None, **kwargs: Any
     ) -> bool | None:
-        op = self._engine.delete(check_id_list(ids), _pick_filter(expr, kwargs))
+        op = self._engine.delete(check_id_list(ids), pick_filter(expr, kwargs))
         await self._engine.arun(op, timeout=kwargs.get("timeout"))
         return True
 

@@ -35,7 +35,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from pymilvus import Function, FunctionType
 
-from langchain_vd._base import EngineVectorStore, _pick_filter, _to_document
+from langchain_vd._base import EngineVectorStore, pick_filter, to_document
 from vd_integrations.coalesce import CoalescingSettings
 from vd_integrations.errors import InvalidInputError
 from vd_integrations.milvus.config import DEFAULT_EMBEDDED_URI, ConnectionConfig
@@ -336,10 +336,10 @@ class Milvus(EngineVectorStore[MilvusEngine]):
             fetch_k=kwargs.get("fetch_k"),
             ranker=kwargs.get("ranker_type") or kwargs.get("ranker") or "rrf",
             ranker_params=kwargs.get("ranker_params"),
-            filter=_pick_filter(expr, kwargs),
+            filter=pick_filter(expr, kwargs),
             param=param,
         )
-        return [(_to_document(r), float(r.score or 0.0)) for r in records]
+        return [(to_document(r), float(r.score or 0.0)) for r in records]
 
     # ----- constructors -------------------------------------------------------------------------
 

@@ -213,7 +213,7 @@ def _run(
     venvs_dir: str | Path | None,
     stop: threading.Event | None = None,
 ) -> BenchResults:
-    from vd_integrations.embedding_server import embedding_endpoint
+    from vd_integrations.testing.embedding_server import embedding_endpoint
 
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     names = subjects_for(config)

@@ -164,7 +164,7 @@ def request_counts(uri: str, latency: float = 0.1) -> dict[str, dict[str, int | 
     from langchain_core.documents import Document
 
     from langchain_vd import Milvus, OpenAIEmbeddings
-    from vd_integrations.embedding_server import OfflineEmbeddingServer
+    from vd_integrations.testing.embedding_server import OfflineEmbeddingServer
 
     out: dict[str, dict[str, int | float]] = {}
     with OfflineEmbeddingServer(latency=latency) as server:

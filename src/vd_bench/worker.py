@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.exit_with_parent:
-        from vd_integrations.local_server import exit_with_parent
+        from vd_integrations.testing.lite_server import exit_with_parent
 
         exit_with_parent(lambda: os._exit(1), grace=0.0)
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING)

@@ -2,7 +2,7 @@
 
 The server runs in its own process group so that :meth:`MilvusLiteServer.kill`
 can take down every process it spawned, the way an operator (or a crash) would.
-It runs under a small supervisor (``python -m vd_integrations.local_server``) that
+It runs under a small supervisor (``python -m vd_integrations.testing.lite_server``) that
 stops it when the process that started it exits for any reason, SIGKILL included:
 see :func:`exit_with_parent`, which the offline embeddings server uses too.
 """
@@ -150,7 +150,14 @@ class MilvusLiteServer:
         # The supervisor stops the server when this process exits, however it exits: it
         # watches the pipe on its stdin, whose write end only this process holds.
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "vd_integrations.local_server", *orphan_cleanup, "--", *cmd],
+            [
+                sys.executable,
+                "-m",
+                "vd_integrations.testing.lite_server",
+                *orphan_cleanup,
+                "--",
+                *cmd,
+            ],
             stdin=subprocess.PIPE,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -230,7 +237,7 @@ class MilvusLiteServer:
 
 def _child_env() -> dict[str, str]:
     """This environment, with our ``src`` importable even when the package is not installed."""
-    src = str(Path(__file__).resolve().parents[1])
+    src = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
     return env
@@ -276,11 +283,11 @@ def _supervise(command: Sequence[str], remove_when_orphaned: Sequence[str] = ())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m vd_integrations.local_server [--remove PATH]... -- COMMAND [ARGS...]``:
+    """``python -m vd_integrations.testing.lite_server [--remove PATH]... -- COMMAND [ARGS...]``:
     run COMMAND until it exits, or until the process that started us does."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m vd_integrations.local_server")
+    parser = argparse.ArgumentParser(prog="python -m vd_integrations.testing.lite_server")
     parser.add_argument("--remove", action="append", default=[], help="delete if orphaned")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)

@@ -11,7 +11,7 @@ Extra endpoints: ``GET /stats``, ``POST /stats/reset`` (also clears pending faul
 ``POST /faults`` (``{"status": 429, "count": 2, "retry_after": 0.1}`` fails the next
 embedding requests), ``GET /health``.
 
-Run it with ``python -m vd_integrations.embedding_server --port 0`` (prints
+Run it with ``python -m vd_integrations.testing.embedding_server --port 0`` (prints
 ``listening on http://127.0.0.1:PORT/v1``), or from Python with
 :class:`OfflineEmbeddingServer` (a subprocess) or :func:`embedding_endpoint`.
 The subprocess stops when the process that started it exits for any reason (SIGKILL and
@@ -582,7 +582,7 @@ def _raise_fd_limit() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point: serve until SIGTERM / SIGINT."""
     parser = argparse.ArgumentParser(
-        prog="python -m vd_integrations.embedding_server",
+        prog="python -m vd_integrations.testing.embedding_server",
         description="Offline OpenAI-compatible embeddings server (deterministic vectors).",
     )
     parser.add_argument("--host", default="127.0.0.1")
@@ -606,7 +606,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         if args.exit_with_parent:
-            from vd_integrations.local_server import exit_with_parent
+            from vd_integrations.testing.lite_server import exit_with_parent
 
             exit_with_parent(lambda: loop.call_soon_threadsafe(stop.set), grace=10.0)
         await serve(args.host, args.port, latency=args.latency, dim=args.dim, stop=stop)
@@ -691,13 +691,13 @@ class OfflineEmbeddingServer:
         """Start the subprocess and wait for its ``listening on`` line."""
         if self.running:
             return self
-        src = str(Path(__file__).resolve().parents[1])  # importable even without an install
+        src = str(Path(__file__).resolve().parents[2])  # importable even without an install
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
         cmd = [
             sys.executable,
             "-m",
-            "vd_integrations.embedding_server",
+            "vd_integrations.testing.embedding_server",
             *("--host", self.host, "--port", str(self.port)),
             *("--latency", repr(float(self.latency)), "--dim", str(self.dim)),
             "--exit-with-parent",
