@@ -74,8 +74,8 @@ from vd_integrations.expressions import check_raw_expression, is_literal_true
 
 __all__ = [
     "FieldRef",
-    "FilterLike",
     "FieldResolver",
+    "FilterLike",
     "and_exprs",
     "combine",
     "compare",
