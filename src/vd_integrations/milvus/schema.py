@@ -23,7 +23,7 @@ from vd_integrations.scoring import normalize_metric
 from vd_integrations.validation import as_float_list, check_int64_id, check_metadata_depth
 
 if TYPE_CHECKING:
-    from vd_integrations.milvus.hybrid import SparseSpec
+    from vd_integrations.milvus.sparse import SparseSpec
 
 __all__ = ["VARCHAR_MAX_LENGTH", "CollectionLayout", "CollectionSpec", "Record"]
 
