@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("VD_VENV", ROOT / ".venv"))
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
-EXTRAS = {"main": "bench,llama-index", "test": "test,llama-index,compare"}
+EXTRAS = {"main": "bench,llama-index,service", "test": "test,llama-index,compare"}
 
 
 def ensure_env(extras: str) -> None:

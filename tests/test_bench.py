@@ -24,8 +24,8 @@ from vd_bench.__main__ import main as bench_main
 from vd_bench.bench import MissingDependencyError, check_dependencies, subjects_for
 from vd_bench.estimate import estimate_seconds
 from vd_bench.isolation import install_args, spec_from_direct_url
-from vd_bench.runner import FULL, QUICK, percentile
-from vd_bench.subjects import WORKLOADS, population
+from vd_bench.runner import FULL, MODES, QUICK, operations_planned, percentile
+from vd_bench.subjects import ALL_WORKLOADS, WORKLOADS, population
 
 FAST = {"latency": 0.01, "dim": 32, "population": 40}
 
@@ -85,8 +85,12 @@ def test_the_default_is_a_first_run_and_full_is_one_flag_away():
     assert quick.modes == ("sync", "async")
     assert not quick.is_full
     full = BenchConfig.full()
-    assert (full.n, full.workloads, full.population) == (FULL["n"], WORKLOADS, 1000)
+    assert (full.n, full.workloads, full.population) == (FULL["n"], ALL_WORKLOADS, 1000)
     assert full.is_full
+    # the service workload: in the full study (2,000 searches then 500 adds), not the default
+    assert "service" not in quick.workloads and "service" in full.workloads
+    assert (full.service_searches, full.service_adds, full.service_clients) == (2000, 500, 50)
+    assert quick.service_searches < full.service_searches
     # the issue's budget: a first run within about 3 minutes; the full study far longer
     assert estimate_seconds(quick) <= 150
     assert estimate_seconds(full) > 15 * 60
@@ -95,6 +99,29 @@ def test_the_default_is_a_first_run_and_full_is_one_flag_away():
     assert config_from(parse_args(["--full"])) == BenchConfig.full()
     assert config_from(parse_args(["--full", "-n", "10"])) == BenchConfig.full(n=(10,))
     assert config_from(parse_args(["--workloads", "mmr"])).n == QUICK["n"]
+    served = config_from(parse_args(["--workloads", "service", "--service-clients", "7"]))
+    assert served.workloads == ("service",) and served.service_clients == 7
+    assert served.service_searches == QUICK["service_searches"]
+    assert config_from(parse_args(["--full", "--service-adds", "3"])).service_adds == 3
+    assert not config_from(parse_args(["--no-floor"])).floor
+
+
+def test_the_service_counts_once_per_langchain_store_and_mode():
+    config = BenchConfig(
+        n=(10,),
+        workloads=("search", "service"),
+        modes=("async",),
+        compare=True,
+        service_searches=20,
+        service_adds=5,
+    )
+    assert config.operations == ("search",)
+    # 4 stores x 10 searches, and 25 requests for each of the two LangChain stores
+    assert operations_planned(config, subjects_for(config)) == 4 * 10 + 2 * 25
+    only = BenchConfig(workloads=("service",), service_searches=20, service_adds=5)
+    assert estimate_seconds(only) < estimate_seconds(BenchConfig(workloads=("service",)))
+    with pytest.raises(ValueError, match="service_clients"):
+        BenchConfig(service_clients=0)
 
 
 def test_help_shows_defaults_estimates_and_that_compare_installs(capsys):
@@ -128,6 +155,13 @@ def test_missing_optional_packages_fail_before_any_measurement(monkeypatch, caps
         check_dependencies(BenchConfig(integrations=("langchain",)), plots=True)
     with pytest.raises(MissingDependencyError):
         run_benchmark(BenchConfig(integrations=("llama_index",)))
+    # the service workload's web stack, only when a LangChain store is served
+    missing |= {"starlette", "uvicorn"}
+    service = BenchConfig(integrations=("langchain",), workloads=("service",))
+    with pytest.raises(MissingDependencyError, match=r"vd-integrations\[bench,service\]") as info:
+        check_dependencies(service, plots=False)
+    assert "starlette" in str(info.value) and "uvicorn" in str(info.value)
+    check_dependencies(BenchConfig(integrations=("langchain",)), plots=False)
 
 
 def test_subjects_in_run_order():
@@ -173,6 +207,53 @@ def test_speedups_and_ratios_use_the_precreated_rerun():
     assert "20.0x" in table and "failed on a fresh collection" in table
     comparison = results.comparison_table()
     assert "4.00x" in comparison and "pre-created" in comparison
+
+
+def test_tables_report_the_floor_and_the_service(tmp_path):
+    floors = {"floor_embedding_s": 0.1, "floor_server_s": 0.05, "floor_round_trips": 1}
+    rows = [
+        measurement("langchain_vd", "search", 100, "sync", 12.0, floor_s=0.16, **floors),
+        measurement("langchain_vd", "search", 100, "async", 0.6, floor_s=0.15, **floors),
+        measurement("langchain_vd", "delete", 100, "async", 0.3, floor_error="boom"),
+        measurement(
+            "langchain_vd", "service search", 40, "async", 2.0, clients=4, floor_s=1.0, **floors
+        ),
+        measurement(
+            "langchain_milvus",
+            "service search",
+            40,
+            "async",
+            4.0,
+            clients=4,
+            floor_s=1.0,
+            **floors,
+        ),
+    ]
+    results = BenchResults(rows, {"milvus": "test", "embeddings": "fake"})
+    # the lower of a row's two floor samples; each mode's time over it
+    assert results.floor("langchain_vd", "search", 100).floor_s == 0.15
+    assert results.floor_ratio("langchain_vd", "search", 100, "async") == pytest.approx(4.0)
+    assert results.floor_ratio("langchain_vd", "search", 100, "sync") == pytest.approx(80.0)
+    assert results.floor("langchain_vd", "delete", 100) is None
+    table = results.table()
+    assert "floor s (embedding + server)" in table and "0.15 (0.10 + 0.05)" in table
+    assert "| 80.0x | 4.0x |" in table and "floor not measured: boom" in table
+    assert "service" not in table  # the service has its own table
+    service = results.service_table()
+    lines = [line for line in service.splitlines() if line.startswith("| langchain")]
+    assert len(lines) == 2 and all("| search | async | 4 | 40 |" in line for line in lines)
+    assert "| 20 |" in lines[0] and "| 40 |" in lines[0]  # req/s, floor req/s
+    assert "150 (100 + 50)" in lines[0] and "2.0x" in lines[0]
+    summary = results.summary()
+    assert table in summary and service in summary
+    assert "| LangChain | service search | 40 | async | 2.00 | 4.00 | 2.00x |" in summary
+    # plots show the workloads of N operations; a service-only run writes tables only
+    paths = results.save(tmp_path / "both")
+    assert paths["time"].exists()
+    service_only = BenchResults([m for m in rows if m.workload.startswith("service")])
+    paths = service_only.save(tmp_path / "service")
+    assert set(paths) == {"json", "table"}
+    assert BenchResults.load(paths["json"]).measurements == service_only.measurements
 
 
 def test_save_writes_json_table_and_plots(tmp_path):
@@ -423,6 +504,58 @@ def test_servers_stop_when_their_parent_dies(servers, how, tmp_path):
             parent.wait()
 
 
+SERVICE_PARENT = """
+import json, sys, time
+from dataclasses import asdict
+from pathlib import Path
+from vd_bench.runner import BenchConfig
+from vd_bench.service import _Child
+from vd_bench.service_app import LISTENING_PREFIX, META_PREFIX
+from vd_integrations.testing.embedding_server import embedding_endpoint
+
+uri, out = sys.argv[1], sys.argv[2]
+config = BenchConfig(uri=uri, out_dir=out, latency=0.0, dim=8, population=5, floor=False)
+with embedding_endpoint(latency=0.0, dim=8, offline=True) as endpoint:
+    child = _Child(
+        [sys.executable, "-m", "vd_bench.service_app", "--subject", "langchain_vd",
+         "--config", json.dumps(asdict(config)), "--mode", "async", "--exit-with-parent",
+         "--embeddings-base-url", endpoint.base_url],
+        Path(out) / "service.log",
+    )
+    child.wait_for(META_PREFIX, 120)
+    port = int(child.wait_for(LISTENING_PREFIX, 120))
+    print(child.process.pid, port, flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
+def test_the_service_app_stops_when_the_benchmark_is_killed(milvus_uri, tmp_path):
+    parent = subprocess.Popen(
+        [sys.executable, "-c", SERVICE_PARENT, milvus_uri, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=tmp_path,
+    )
+    try:
+        line = parent.stdout.readline()
+        assert line, "the parent did not start the service"
+        pid, port = map(int, line.split())
+        assert _alive(pid) and _listening(port)
+        parent.kill()
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 30  # it shuts down cleanly within a second or two
+        while time.monotonic() < deadline and (_alive(pid) or _listening(port)):
+            time.sleep(0.1)
+        assert not _alive(pid), "the service outlived the benchmark"
+        assert not _listening(port)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
 def test_loop_runner_refuses_a_running_loop_without_nest_asyncio():
     # In a fresh interpreter: nest_asyncio patches the loop class for the whole process once
     # any test applies it, after which every loop counts as patched.
@@ -471,6 +604,12 @@ def test_every_workload_runs_and_checks_its_result(milvus_uri, tmp_path):
         assert m.ok, (m.subject, m.workload, m.mode, m.error)
         assert m.seconds > 0 and m.p99_ms >= m.p50_ms > 0
         assert m.rows_after == m.rows_expected
+        # the physical floor, measured next to every run: embedding + one server request
+        assert m.floor_error is None, (m.subject, m.workload, m.floor_error)
+        assert m.floor_round_trips == (0 if m.workload == "delete" else 1)
+        assert m.floor_server_s > 0 and m.floor_s == m.floor_embedding_s + m.floor_server_s
+        assert (m.floor_embedding_s > 0) == (m.workload != "delete")
+        assert results.floor_ratio(m.subject, m.workload, m.n, m.mode) > 0
     adds = [m for m in results.measurements if m.workload in ("add", "search")]
     assert all(m.embedding_requests and m.embedding_requests >= 1 for m in adds)
     deletes = [m for m in results.measurements if m.workload == "delete"]
@@ -504,6 +643,58 @@ def test_compare_runs_the_replaced_integration_in_its_own_process(milvus_uri, tm
     assert results.ratio_vs_anchor("langchain_vd", "search", 3, "sync") is not None
     assert "langchain-milvus" in results.meta["versions"]["langchain_milvus"]
     assert (tmp_path / "logs" / "langchain_milvus.log").exists()
+
+
+def test_service_serves_each_langchain_store_and_stops_its_servers(
+    milvus_uri, tmp_path, monkeypatch
+):
+    from vd_bench import service
+
+    started: list[tuple[int, int]] = []
+    real = service.run_service
+
+    def recording(*args, **kwargs):
+        return real(*args, on_started=lambda pid, port: started.append((pid, port)), **kwargs)
+
+    monkeypatch.setattr(service, "run_service", recording)
+    config = BenchConfig(
+        workloads=("service",),
+        compare=True,  # langchain-milvus is importable here: its app runs on this interpreter
+        uri=milvus_uri,
+        out_dir=str(tmp_path),
+        service_clients=3,
+        service_searches=12,
+        service_adds=4,
+        **FAST,
+    )
+    results = run_benchmark(config, progress=False)
+    # LangChain stores only (the LlamaIndex ones are skipped), per mode: searches then adds
+    assert [(m.subject, m.workload, m.mode) for m in results.measurements] == [
+        (subject, f"service {phase}", mode)
+        for subject in ("langchain_vd", "langchain_milvus")
+        for mode in ("sync", "async")
+        for phase in ("search", "add")
+    ]
+    for m in results.measurements:
+        assert m.ok, (m.subject, m.workload, m.mode, m.error)
+        assert m.n == (12 if m.workload == "service search" else 4) and m.clients == 3
+        assert m.seconds > 0 and m.ops_per_s > 0 and m.p99_ms >= m.p50_ms > 0
+        # every text embedded once; merged into fewer requests or not
+        assert m.embedding_inputs == m.n and 1 <= m.embedding_requests <= m.n
+        assert m.floor_error is None and m.floor_s > 0 and m.floor_round_trips == 1
+        if m.workload == "service add":  # the population, the warm-up add, the adds
+            assert m.rows_after == m.rows_expected == 40 + 1 + 4
+    langchain_milvus = [m for m in results.measurements if m.subject == "langchain_milvus"]
+    assert all(m.embedding_requests == m.n for m in langchain_milvus)  # one per call
+    assert len(results.service_table().splitlines()) == 2 + 8
+    assert "service search" in results.comparison_table()
+    assert "langchain-milvus" in results.meta["versions"]["langchain_milvus"]
+    # one app per store and mode, each gone afterwards
+    assert len(started) == 4 and len({port for _, port in started}) == 4
+    assert not any(_alive(pid) or _listening(port) for pid, port in started)
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == sorted(
+        f"{s}_service_{mode}.log" for s in ("langchain_vd", "langchain_milvus") for mode in MODES
+    )
 
 
 def test_command_line_writes_results(milvus_uri, tmp_path, capsys):

@@ -9,7 +9,7 @@ from typing import Any
 from vd_bench.bench import MissingDependencyError, check_dependencies, run_benchmark
 from vd_bench.estimate import describe, estimate_seconds, format_duration
 from vd_bench.runner import FULL, MODES, QUICK, BenchConfig
-from vd_bench.subjects import EMBEDDINGS, WORKLOADS
+from vd_bench.subjects import ALL_WORKLOADS, EMBEDDINGS
 
 INTEGRATIONS = ("langchain", "llama_index")
 #: What a compared integration's first run installs (into .venv-bench/<subject>).
@@ -48,7 +48,10 @@ def _help_texts() -> dict[str, str]:
         ),
         "workloads": (
             f"default: {' '.join(QUICK['workloads'])} (the tutorial's three studies); "
-            f"--full: all. Each alone at the default N: " + _choices("workloads", WORKLOADS, {})
+            f"--full: all. Each alone at the default N: "
+            + _choices("workloads", ALL_WORKLOADS, {})
+            + ". service: a web app (Starlette, uvicorn) over each LangChain store under "
+            "concurrent HTTP clients (see --service-clients)"
         ),
         "integrations": (
             f"default: {' '.join(INTEGRATIONS)}. Each alone: "
@@ -64,9 +67,11 @@ def _help_texts() -> dict[str, str]:
             f"--full: {FULL['population']}, the tutorial's)"
         ),
         "full": (
-            f"the full study: all five workloads, N {' '.join(map(str, FULL['n']))}, "
-            f"population {FULL['population']} ({format_duration(estimate_seconds(full))} "
-            "here); -n, --workloads and --population still override it"
+            f"the full study: all six workloads (the service too), N "
+            f"{' '.join(map(str, FULL['n']))}, population {FULL['population']}, "
+            f"{FULL['service_searches']:,} service searches then {FULL['service_adds']} adds "
+            f"({format_duration(estimate_seconds(full))} here); -n, --workloads, "
+            "--population and the --service options still override it"
         ),
     }
 
@@ -84,7 +89,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--full", action="store_true", help=texts["full"])
     parser.add_argument("-n", "--n", type=int, nargs="+", default=None, help=texts["n"])
     parser.add_argument(
-        "--workloads", nargs="+", choices=WORKLOADS, default=None, help=texts["workloads"]
+        "--workloads", nargs="+", choices=ALL_WORKLOADS, default=None, help=texts["workloads"]
     )
     parser.add_argument(
         "--integrations",
@@ -130,6 +135,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "OpenAIEmbeddings (default), or ours, which merges concurrent calls itself "
         "(LlamaIndex subjects always use ours: they embed outside the store)",
     )
+    service = parser.add_argument_group(
+        "service workload",
+        "N concurrent HTTP clients (httpx) against POST /search then POST /add of a "
+        "Starlette app served by uvicorn on 127.0.0.1, one app per LangChain store and mode "
+        "(async endpoints, or sync ones in the thread pool); each client pauses a random "
+        "0 to --service-pause seconds before each request. Needs the service extra.",
+    )
+    service.add_argument(
+        "--service-clients", type=int, default=None, help="concurrent clients (default: 50)"
+    )
+    service.add_argument(
+        "--service-searches",
+        type=int,
+        default=None,
+        help=f"searches in all (default: {QUICK['service_searches']}; "
+        f"--full: {FULL['service_searches']})",
+    )
+    service.add_argument(
+        "--service-adds",
+        type=int,
+        default=None,
+        help=f"adds after the searches (default: {QUICK['service_adds']}; "
+        f"--full: {FULL['service_adds']})",
+    )
+    service.add_argument(
+        "--service-pause",
+        type=float,
+        default=None,
+        help="longest pause before each request, seconds (default: 0.05)",
+    )
+    parser.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="do not measure the physical floor (one raw embedding request and one raw "
+        "AsyncMilvusClient request next to each measurement)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -137,6 +178,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def config_from(args: argparse.Namespace) -> BenchConfig:
     """The preset (quick, or full with ``--full``) with the explicit options applied."""
     preset = FULL if args.full else QUICK
+    service: dict[str, Any] = {
+        "service_searches": preset["service_searches"],
+        "service_adds": preset["service_adds"],
+    }
+    for name in ("clients", "searches", "adds", "pause"):
+        value = getattr(args, f"service_{name}")
+        if value is not None:
+            service[f"service_{name}"] = value
     return BenchConfig(
         n=tuple(args.n or preset["n"]),
         workloads=tuple(args.workloads or preset["workloads"]),
@@ -149,6 +198,8 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         dim=args.dim,
         population=args.population or preset["population"],
         embeddings=args.embeddings,
+        floor=not args.no_floor,
+        **service,
     )
 
 
@@ -176,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\nThis was a quick run. The full study ({describe(BenchConfig.full())}):\n"
             "    python -m vd_bench --full          (from a checkout: python3 dev.py main --full)\n"
             "or choose N, workloads and population: python -m vd_bench -n 10 100 1000 "
-            "--workloads add search delete upsert mmr --population 1000. "
+            "--workloads add search delete upsert mmr service --population 1000. "
             "Add --compare to measure the integrations we replace; --help lists every option."
         )
     failed = [m for m in results.measurements if not m.ok and not m.anchor]

@@ -6,6 +6,7 @@ import asyncio
 import importlib.util
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from vd_bench.runner import (
     endpoint_for,
     operations_planned,
     run_subject,
+    service_runs,
 )
 from vd_bench.subjects import SUBJECTS, make_subject
 from vd_integrations import VdIntegrationsError
@@ -72,6 +74,13 @@ def missing_dependencies(
                 "llama-index",
             )
         )
+    if any(service_runs(config, name) for name in subjects_for(config)):
+        for module, what in (
+            ("starlette", "the service workload's web app"),
+            ("uvicorn", "the service workload's web server"),
+            ("httpx", "the service workload's HTTP clients"),
+        ):
+            needed.append((module, what, "service"))
     return [entry for entry in needed if not _installed(entry[0])]
 
 
@@ -239,8 +248,15 @@ def _run(
         with embedding_endpoint(latency=config.latency, dim=config.dim) as embeddings:
             for name in names:
                 bar.describe(SUBJECTS[name].label)
-                if SUBJECTS[name].anchor:
-                    python = python_for(name, venvs, log=bar.write)
+                service = service_runs(config, name)
+                if not (config.operations or service):
+                    continue
+                python = (
+                    python_for(name, venvs, log=bar.write)
+                    if SUBJECTS[name].anchor
+                    else sys.executable
+                )
+                if config.operations and SUBJECTS[name].anchor:
                     found, versions[name] = run_isolated(
                         name,
                         config,
@@ -251,7 +267,8 @@ def _run(
                         on_op=tick,
                         on_measurement=record,
                     )
-                else:
+                    measurements.extend(found)
+                elif config.operations:
                     endpoint = endpoint_for(name, config, embeddings.base_url, None)
                     found = run_subject(
                         make_subject(name, endpoint, config.population),
@@ -261,7 +278,23 @@ def _run(
                         on_measurement=record,
                     )
                     versions[name] = package_versions()
-                measurements.extend(found)
+                    measurements.extend(found)
+                if service:
+                    from vd_bench.service import run_service
+
+                    bar.describe(f"{SUBJECTS[name].label}: service")
+                    found, child_versions = run_service(
+                        name,
+                        config,
+                        python=python,
+                        embeddings_base_url=embeddings.base_url,
+                        offline=embeddings.offline,
+                        log_dir=out / "logs",
+                        on_op=tick,
+                        on_measurement=record,
+                    )
+                    versions.setdefault(name, child_versions)
+                    measurements.extend(found)
             embedding_info = _describe_embeddings(embeddings, config)
     finally:
         bar.close()

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from vd_bench.runner import BenchConfig
-from vd_bench.subjects import SUBJECTS, population
+from vd_bench.runner import BenchConfig, operations_planned, service_runs
+from vd_bench.subjects import SERVICE, SUBJECTS, population
 
 __all__ = ["describe", "estimate_seconds", "format_duration"]
 
@@ -42,17 +42,55 @@ OPEN, PER_ROW = 0.8, 0.0025
 STARTUP = 6.0
 #: A compared integration's child process; creating its virtualenv the first time.
 CHILD, FIRST_INSTALL = 6.0, 120.0
+#: The physical floor: its collection, once per subject; its raw server requests (two),
+#: as a share of an async burst's store work (two embedding requests come on top).
+FLOOR_SETUP, FLOOR_SHARE = 2.0, 1.0
+#: The service: starting its app (store, population, floor), per store and mode; the
+#: seconds one request holds a client beyond its pause, in embedding round trips (async:
+#: about two, as a call waits for the merged request before it; sync: one) plus a little.
+SERVICE_START = 8.0
+SERVICE_ROUND_TRIPS = {"async": 2.0, "sync": 1.0}
+SERVICE_WORK = 0.01
+#: What bounds the service on embedded Lite instead: the server's work per request (one
+#: search or insert per call; ours merges concurrent async calls into few).
+SERVICE_SERVER = {"sync": 0.028, "async": 0.028, "ours async": 0.009}
+#: Starlette's thread pool (sync endpoints).
+THREADS = 40
+
+
+def _floor(workload: str, n: int, config: BenchConfig) -> float:
+    if not config.floor:
+        return 0.0
+    latency = config.latency if workload in EMBEDDING else 0.0
+    fixed, per_row = ASYNC_WORK.get(workload, (0.02, 0.0001))
+    return 2 * latency + FLOOR_SHARE * n * (fixed + per_row * config.population)
 
 
 def _measurement(workload: str, n: int, mode: str, config: BenchConfig) -> float:
     latency = config.latency if workload in EMBEDDING else 0.0
     rows = population(workload, n, config.population)
-    setup = OPEN + PER_ROW * rows
+    setup = OPEN + PER_ROW * rows + _floor(workload, n, config)
     if mode == "sync":
         fixed, per_row = SYNC_WORK.get(workload, (0.05, 0.0003))
         return setup + n * (latency + fixed + per_row * rows)
     fixed, per_row = ASYNC_WORK.get(workload, (0.02, 0.0001))
     return setup + 2 * config.latency + n * (fixed + per_row * rows)
+
+
+def _service(mode: str, config: BenchConfig, *, anchor: bool) -> float:
+    """One store's service run in ``mode``: start-up, then every request's pause and
+    round trips, ``clients`` (sync: at most the thread pool) at a time, or the server's
+    work per request if that takes longer."""
+    requests = config.service_searches + config.service_adds
+    clients = config.service_clients
+    if mode == "sync":
+        clients = min(clients, THREADS)
+    per_request = (
+        config.service_pause / 2 + SERVICE_ROUND_TRIPS[mode] * config.latency + SERVICE_WORK
+    )
+    server = SERVICE_SERVER["ours async" if mode == "async" and not anchor else mode]
+    busy = requests * max(per_request / clients, server)
+    return SERVICE_START + PER_ROW * config.population + busy
 
 
 def estimate_seconds(
@@ -67,12 +105,20 @@ def estimate_seconds(
     names = list(subjects)
     per_subject = sum(
         _measurement(workload, n, mode, config)
-        for workload in config.workloads
+        for workload in config.operations
         for n in config.n
         for mode in config.modes
     )
-    children = sum(1 for name in names if SUBJECTS[name].anchor)
-    return STARTUP + per_subject * len(names) + CHILD * children + FIRST_INSTALL * installs
+    if config.operations and config.floor:
+        per_subject += FLOOR_SETUP
+    total = STARTUP + FIRST_INSTALL * installs
+    for name in names:
+        anchor = SUBJECTS[name].anchor
+        if config.operations:
+            total += per_subject + (CHILD if anchor else 0.0)
+        if service_runs(config, name):
+            total += sum(_service(mode, config, anchor=anchor) for mode in config.modes)
+    return total
 
 
 def format_duration(seconds: float) -> str:
@@ -92,10 +138,26 @@ def describe(config: BenchConfig, subjects: Iterable[str] | None = None) -> str:
 
         subjects = subjects_for(config)
     names = list(subjects)
-    ops = sum(config.n) * len(config.workloads) * len(config.modes) * len(names)
+    ops = operations_planned(config, names)
+    parts = []
+    if config.operations:
+        parts.append(
+            f"{len(names)} stores x {len(config.operations)} workloads "
+            f"({' '.join(config.operations)}) x N {' '.join(map(str, config.n))} x "
+            f"{'+'.join(config.modes)}"
+        )
+    served = [name for name in names if service_runs(config, name)]
+    if served:
+        parts.append(
+            f"service: {len(served)} LangChain store{'s' if len(served) > 1 else ''} x "
+            f"{'+'.join(config.modes)} endpoints, "
+            f"{config.service_clients} HTTP clients, {config.service_searches:,} searches "
+            f"then {config.service_adds:,} adds"
+        )
+    elif SERVICE in config.workloads:
+        parts.append("service: no LangChain store to serve (--integrations langchain)")
     return (
-        f"{len(names)} stores x {len(config.workloads)} workloads "
-        f"({' '.join(config.workloads)}) x N {' '.join(map(str, config.n))} x "
-        f"{'+'.join(config.modes)}, population {config.population}: {ops:,} operations, "
-        f"{format_duration(estimate_seconds(config, names))}"
+        "; ".join(parts)
+        + f", population {config.population}: {ops:,} operations, "
+        + format_duration(estimate_seconds(config, names))
     )

@@ -50,8 +50,9 @@ OP_LINE = "@@op"
 MEASUREMENT_PREFIX = "@@measurement "
 META_PREFIX = "@@meta "
 DISTRIBUTION = "vd-integrations"
-#: Our extras each subject's environment needs besides the integration itself.
-EXTRAS = {"langchain": "bench", "llama_index": "bench,llama-index"}
+#: Our extras each subject's environment needs besides the integration itself (LangChain
+#: stores also serve the service workload's web app).
+EXTRAS = {"langchain": "bench,service", "llama_index": "bench,llama-index"}
 
 
 def _module_of(subject: str) -> str:

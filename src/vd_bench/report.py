@@ -10,10 +10,16 @@ from typing import Any
 
 from vd_bench import plots
 from vd_bench.runner import Measurement
+from vd_bench.subjects import SERVICE
 
 __all__ = ["BenchResults"]
 
 INTEGRATION_TITLES = {"langchain": "LangChain", "llama_index": "LlamaIndex"}
+
+
+def is_service(workload: str) -> bool:
+    """Whether ``workload`` is a phase of the service workload (``service search``...)."""
+    return workload.startswith(SERVICE)
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -74,6 +80,30 @@ class BenchResults:
                 seen.setdefault((m.subject, m.workload, m.n))
         return list(seen)
 
+    def operation_workloads(self) -> list[str]:
+        """The workloads of N single-item operations measured (the service's phases not)."""
+        return list(
+            dict.fromkeys(m.workload for m in self.measurements if not is_service(m.workload))
+        )
+
+    def floor(self, subject: str, workload: str, n: int) -> Measurement | None:
+        """The measurement of (subject, workload, n) with the lowest floor (the floor is a
+        lower bound: of the samples taken next to the sync and the async runs, the lower
+        is the better estimate)."""
+        found = [
+            m
+            for mode in ("sync", "async")
+            if (m := self.get(subject, workload, n, mode)) is not None and m.floor_s
+        ]
+        return min(found, key=lambda m: m.floor_s or 0.0) if found else None
+
+    def floor_ratio(self, subject: str, workload: str, n: int, mode: str) -> float | None:
+        """Measured seconds over the physical floor (1.0 is the limit)."""
+        m, floor = self.get(subject, workload, n, mode), self.floor(subject, workload, n)
+        if m is None or not m.ok or floor is None:
+            return None
+        return _ratio(m.seconds, floor.floor_s)
+
     def speedup(self, subject: str, workload: str, n: int) -> float | None:
         """Async over sync: sync seconds divided by async seconds."""
         sync, async_ = (
@@ -105,13 +135,16 @@ class BenchResults:
     # ----- text ---------------------------------------------------------------------------------
 
     def table(self, workloads: Iterable[str] | None = None) -> str:
-        """One row per (store, workload, N): times, speed-up, latencies, embedding requests."""
+        """One row per (store, workload, N): times, speed-up, the physical floor (embedding
+        + server seconds) and each mode's time over it, latencies, embedding requests.
+        The service workload has its own table (:meth:`service_table`)."""
         header = (
-            "| store | workload | N | sync s | async s | async speed-up | sync p50/p99 ms "
+            "| store | workload | N | sync s | async s | async speed-up "
+            "| floor s (embedding + server) | sync/floor | async/floor | sync p50/p99 ms "
             "| async p50/p99 ms | embedding requests sync/async | notes |"
         )
-        lines = [header, "|" + "---|" * 10]
-        for subject, workload, n in self.keys(workloads):
+        lines = [header, "|" + "---|" * 13]
+        for subject, workload, n in self.keys(workloads or self.operation_workloads()):
             sync = self.get(subject, workload, n, "sync")
             async_ = self.get(subject, workload, n, "async")
             notes = []
@@ -124,14 +157,56 @@ class BenchResults:
                     )
                 if m is not None and not m.ok:
                     notes.append(f"{mode}: {m.failures} failed: {m.error}")
+                if m is not None and m.floor_error:
+                    notes.append(f"{mode} floor not measured: {m.floor_error}")
             speedup = self.speedup(subject, workload, n)
+            floor = self.floor(subject, workload, n)
             lines.append(
                 f"| {self.label(subject)} | {workload} | {n} "
                 f"| {_fmt(sync.seconds if sync else None)} "
                 f"| {_fmt(async_.seconds if async_ else None)} "
                 f"| {'-' if speedup is None else f'{speedup:.1f}x'} "
+                f"| {_floor(floor)} "
+                f"| {_times(self.floor_ratio(subject, workload, n, 'sync'))} "
+                f"| {_times(self.floor_ratio(subject, workload, n, 'async'))} "
                 f"| {_latency(sync)} | {_latency(async_)} "
                 f"| {_count(sync)}/{_count(async_)} | {'; '.join(notes)} |"
+            )
+        return "\n".join(lines)
+
+    def service_table(self) -> str:
+        """The service workload: a row per store, phase and mode: throughput, latency,
+        embedding requests, and the floor (the phase's requests at the floor latency plus
+        the mean pause, ``clients`` at a time) with the measured time over it."""
+        rows = [m for m in self.measurements if is_service(m.workload)]
+        if not rows:
+            return ""
+        lines = [
+            "| store | service | mode | clients | requests | s | req/s | p50/p99 ms "
+            "| embedding requests | floor req/s | floor latency ms (embedding + server) "
+            "| s/floor | notes |",
+            "|" + "---|" * 13,
+        ]
+        for m in rows:
+            floor_rps = _ratio(m.n, m.floor_s)
+            latency = (
+                "-"
+                if m.floor_embedding_s is None or m.floor_server_s is None
+                else f"{(m.floor_embedding_s + m.floor_server_s) * 1000:.0f} "
+                f"({m.floor_embedding_s * 1000:.0f} + {m.floor_server_s * 1000:.0f})"
+            )
+            notes = []
+            if not m.ok:
+                notes.append(f"{m.failures} failed: {m.error}")
+            if m.floor_error:
+                notes.append(f"floor not measured: {m.floor_error}")
+            if m.rows_expected is not None:
+                notes.append(f"rows {m.rows_after}/{m.rows_expected}")
+            lines.append(
+                f"| {m.label} | {m.workload.removeprefix(SERVICE).strip()} | {m.mode} "
+                f"| {m.clients or '-'} | {m.n} | {_fmt(m.seconds)} | {_fmt(m.ops_per_s, 0)} "
+                f"| {_latency(m)} | {_count(m)} | {_fmt(floor_rps, 0)} | {latency} "
+                f"| {_times(m.floor_ratio)} | {'; '.join(notes)} |"
             )
         return "\n".join(lines)
 
@@ -166,11 +241,12 @@ class BenchResults:
     def summary(self) -> str:
         """Header lines saying what was measured, then the tables."""
         meta = self.meta
-        parts = [
-            f"Milvus: {meta.get('milvus', '?')}; embeddings: {meta.get('embeddings', '?')}",
-            "",
-            self.table(),
-        ]
+        parts = [f"Milvus: {meta.get('milvus', '?')}; embeddings: {meta.get('embeddings', '?')}"]
+        if self.operation_workloads():
+            parts += ["", self.table()]
+        service = self.service_table()
+        if service:
+            parts += ["", service]
         comparison = self.comparison_table()
         if comparison:
             parts += ["", comparison]
@@ -199,14 +275,28 @@ class BenchResults:
     # ----- plots --------------------------------------------------------------------------------
 
     def plot(self, out_dir: str | Path) -> dict[str, Path]:
-        """PNG plots: time per workload, speed-up, latency p50/p99, throughput curves."""
-        return plots.save_all(self, Path(out_dir))
+        """PNG plots of the workloads of N operations: time per workload, speed-up, latency
+        p50/p99, throughput curves (the service workload is in the tables only)."""
+        operations = [m for m in self.measurements if not is_service(m.workload)]
+        if not operations:
+            return {}
+        return plots.save_all(BenchResults(operations, self.meta), Path(out_dir))
 
 
 def _latency(m: Measurement | None) -> str:
     if m is None or m.p50_ms is None:
         return "-"
     return f"{m.p50_ms:.0f}/{m.p99_ms:.0f}"
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}x"
+
+
+def _floor(m: Measurement | None) -> str:
+    if m is None or m.floor_s is None:
+        return "-"
+    return f"{m.floor_s:.2f} ({m.floor_embedding_s or 0:.2f} + {m.floor_server_s or 0:.2f})"
 
 
 def _count(m: Measurement | None) -> str:

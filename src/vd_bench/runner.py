@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vd_bench.corpus import POPULATION
-from vd_bench.subjects import EMBEDDINGS, WORKLOADS, Endpoint, Subject
+from vd_bench.floor import FLOOR_COLLECTION, FloorMeter
+from vd_bench.subjects import ALL_WORKLOADS, EMBEDDINGS, SERVICE, SUBJECTS, Endpoint, Subject
 
 __all__ = [
     "FULL",
@@ -30,8 +31,11 @@ __all__ = [
     "EmbeddingCounter",
     "LoopRunner",
     "Measurement",
+    "error_text",
     "operations_planned",
     "run_subject",
+    "service_runs",
+    "summarise",
 ]
 
 T = TypeVar("T")
@@ -39,14 +43,24 @@ MODES = ("sync", "async")
 log = logging.getLogger(__name__)
 
 #: The default, a first run of a couple of minutes: the tutorial's three studies (add,
-#: search, delete) at its N of 10 and 100, on collections of 100 documents.
+#: search, delete) at its N of 10 and 100, on collections of 100 documents. The service
+#: workload is not in it; asked for alone (``--workloads service``) it sends fewer requests.
 QUICK: dict[str, Any] = {
     "n": (10, 100),
     "workloads": ("add", "search", "delete"),
     "population": 100,
+    "service_searches": 500,
+    "service_adds": 125,
 }
-#: The full study (``--full``): every workload, N up to 1000, the tutorial's 1000 documents.
-FULL: dict[str, Any] = {"n": (10, 100, 1000), "workloads": WORKLOADS, "population": POPULATION}
+#: The full study (``--full``): every workload (the service included), N up to 1000, the
+#: tutorial's 1000 documents, and the service's 2,000 searches then 500 adds.
+FULL: dict[str, Any] = {
+    "n": (10, 100, 1000),
+    "workloads": ALL_WORKLOADS,
+    "population": POPULATION,
+    "service_searches": 2000,
+    "service_adds": 500,
+}
 
 
 @dataclass
@@ -70,6 +84,16 @@ class BenchConfig:
     population: int = QUICK["population"]
     #: The LangChain subjects' embedding client (see :data:`vd_bench.subjects.EMBEDDINGS`).
     embeddings: str = "langchain-openai"
+    #: The service workload (:mod:`vd_bench.service`, LangChain stores): concurrent HTTP
+    #: clients, the searches then the adds they send in all, the longest random pause
+    #: (seconds) each client takes before each request, and the pauses' seed.
+    service_clients: int = 50
+    service_searches: int = QUICK["service_searches"]
+    service_adds: int = QUICK["service_adds"]
+    service_pause: float = 0.05
+    service_seed: int = 0
+    #: Measure each workload's physical floor next to it (:mod:`vd_bench.floor`).
+    floor: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -78,9 +102,15 @@ class BenchConfig:
             raise ValueError(f"population must be positive, got {self.population!r}")
         if not self.n or any(x < 1 for x in self.n):
             raise ValueError(f"n must be positive integers, got {self.n!r}")
-        unknown = set(self.workloads) - set(WORKLOADS)
+        unknown = set(self.workloads) - set(ALL_WORKLOADS)
         if unknown:
-            raise ValueError(f"unknown workloads {sorted(unknown)}; choose from {WORKLOADS}")
+            raise ValueError(f"unknown workloads {sorted(unknown)}; choose from {ALL_WORKLOADS}")
+        if self.service_clients < 1:
+            raise ValueError(f"service_clients must be positive, got {self.service_clients!r}")
+        if self.service_searches < 0 or self.service_adds < 0:
+            raise ValueError("service_searches and service_adds must be >= 0")
+        if not 0 <= self.service_pause <= 10:
+            raise ValueError(f"service_pause must be 0-10 seconds, got {self.service_pause!r}")
         unknown = set(self.modes) - set(MODES)
         if unknown:
             raise ValueError(f"unknown modes {sorted(unknown)}; choose from {MODES}")
@@ -92,9 +122,14 @@ class BenchConfig:
 
     @classmethod
     def full(cls, **overrides: Any) -> BenchConfig:
-        """The full study (:data:`FULL`: every workload, N 10/100/1000, 1000 documents),
-        with ``overrides`` applied."""
+        """The full study (:data:`FULL`: every workload, N 10/100/1000, 1000 documents, the
+        service's 2,000 searches and 500 adds), with ``overrides`` applied."""
         return cls(**{**FULL, **overrides})
+
+    @property
+    def operations(self) -> tuple[str, ...]:
+        """The workloads of N single-item operations (every one but the service)."""
+        return tuple(w for w in self.workloads if w != SERVICE)
 
     @property
     def is_full(self) -> bool:
@@ -130,10 +165,28 @@ class Measurement:
     embedding_inputs: int | None = None
     rows_after: int | None = None
     rows_expected: int | None = None
+    #: The physical floor (:mod:`vd_bench.floor`), measured raw right after this run on the
+    #: same server: ``floor_round_trips`` embedding requests (``floor_embedding_s``) plus
+    #: one merged server request (``floor_server_s``); for the service, the time its
+    #: requests would take at the floor latency (see :mod:`vd_bench.service`).
+    floor_s: float | None = None
+    floor_embedding_s: float | None = None
+    floor_server_s: float | None = None
+    floor_round_trips: int | None = None
+    floor_error: str | None = None
+    #: Concurrent HTTP clients (the service workload only).
+    clients: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.failures == 0 and self.error is None
+
+    @property
+    def floor_ratio(self) -> float | None:
+        """Measured seconds over the floor's (1.0 would be the physical limit)."""
+        if self.seconds is None or not self.floor_s:
+            return None
+        return self.seconds / self.floor_s
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -207,7 +260,8 @@ class LoopRunner:
         self.close()
 
 
-def _summarise(m: Measurement, seconds: float, latencies: list[float]) -> None:
+def summarise(m: Measurement, seconds: float, latencies: list[float]) -> None:
+    """Fill ``m``'s time, throughput and latency percentiles."""
     m.seconds = seconds
     m.ops_per_s = m.n / seconds if seconds > 0 else None
     m.p50_ms = percentile(latencies, 50) * 1000
@@ -215,7 +269,8 @@ def _summarise(m: Measurement, seconds: float, latencies: list[float]) -> None:
     m.mean_ms = statistics.fmean(latencies) * 1000
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
+    """``Type: message``, cut to 300 characters (what a measurement records)."""
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= 300 else text[:297] + "..."
 
@@ -229,10 +284,10 @@ def _measure_sync(subject: Subject, store: Any, m: Measurement, tick: Callable[[
             subject.sync_op(m.workload, store, i)
         except Exception as exc:
             m.failures += 1
-            m.error = m.error or _error_text(exc)
+            m.error = m.error or error_text(exc)
         latencies.append(time.perf_counter() - began)
         tick()
-    _summarise(m, time.perf_counter() - start, latencies)
+    summarise(m, time.perf_counter() - start, latencies)
 
 
 async def _measure_async(
@@ -246,13 +301,13 @@ async def _measure_async(
             await subject.async_op(m.workload, store, i)
         except Exception as exc:
             m.failures += 1
-            m.error = m.error or _error_text(exc)
+            m.error = m.error or error_text(exc)
         finally:
             latencies.append(time.perf_counter() - start)
             tick()
 
     await asyncio.gather(*(one(i) for i in range(m.n)))
-    _summarise(m, time.perf_counter() - start, latencies)
+    summarise(m, time.perf_counter() - start, latencies)
 
 
 def _measure_once(
@@ -286,7 +341,7 @@ def _measure_once(
             if m.rows_after != m.rows_expected and m.error is None:
                 m.error = f"collection holds {m.rows_after} rows, expected {m.rows_expected}"
     except Exception as exc:  # setup or verification failed: record it, keep going
-        m.error = m.error or _error_text(exc)
+        m.error = m.error or error_text(exc)
     finally:
         if store is not None:
             _release(subject, store, loop, async_used=m.mode == "async")
@@ -309,6 +364,40 @@ def _release(subject: Subject, store: Any, loop: LoopRunner, *, async_used: bool
         log.warning("closing the store of %s failed: %s", name, exc)
 
 
+def _floor_meter(subject: Subject, config: BenchConfig) -> FloorMeter | None:
+    """A prepared :class:`~vd_bench.floor.FloorMeter` on the subject's server, or None
+    (floors off, or it could not be set up: logged, and the run goes on without floors)."""
+    if not config.floor:
+        return None
+    endpoint = subject.endpoint
+    try:
+        return FloorMeter(
+            endpoint.uri,
+            embeddings_base_url=endpoint.embeddings_base_url,
+            embeddings_api_key=endpoint.embeddings_api_key,
+            model=endpoint.embeddings_model,
+            population=subject.base_population,
+            collection=f"{FLOOR_COLLECTION}_{subject.name}",
+        ).prepare()
+    except Exception as exc:
+        log.warning("the physical floor cannot be measured: %s", error_text(exc))
+        return None
+
+
+def _measure_floor(meter: FloorMeter | None, m: Measurement, loop: LoopRunner) -> None:
+    if meter is None:
+        return
+    try:
+        sample = loop.run(meter.measure(m.workload, m.n))
+    except Exception as exc:  # a floor that failed is reported, never fails the measurement
+        m.floor_error = error_text(exc)
+        return
+    m.floor_s = sample.seconds
+    m.floor_embedding_s = sample.embedding_s
+    m.floor_server_s = sample.server_s
+    m.floor_round_trips = sample.round_trips
+
+
 def run_subject(
     subject: Subject,
     config: BenchConfig,
@@ -317,24 +406,41 @@ def run_subject(
     on_op: Callable[[], None] = lambda: None,
     on_measurement: Callable[[Measurement], None] = lambda m: None,
 ) -> list[Measurement]:
-    """Every configured workload, N and mode for one subject, in the tutorial's order."""
+    """Every configured workload, N and mode for one subject, in the tutorial's order, each
+    followed by its physical floor measured on the same server (:mod:`vd_bench.floor`).
+    The service workload is not run here (see :func:`vd_bench.service.run_service`)."""
     counter = EmbeddingCounter(subject.endpoint.embeddings_base_url, offline)
     results: list[Measurement] = []
+    if not config.operations:
+        return results
+    meter = _floor_meter(subject, config)
     with LoopRunner() as loop:
-        for workload in config.workloads:
-            for n in config.n:
-                for mode in config.modes:
-                    m = _new(subject, workload, n, mode)
-                    _measure_once(subject, m, loop, counter, on_op)
-                    results.append(m)
-                    on_measurement(m)
-                    if not m.ok and subject.population(workload, n) == 0:
-                        # A fresh collection failed concurrent first writes (langchain-milvus
-                        # 0.4.0 does): measure again on a collection that already exists.
-                        retry = _new(subject, workload, n, mode, precreated=True)
-                        _measure_once(subject, retry, loop, counter, lambda: None, precreate=True)
-                        results.append(retry)
-                        on_measurement(retry)
+        try:
+            for workload in config.operations:
+                for n in config.n:
+                    for mode in config.modes:
+                        m = _new(subject, workload, n, mode)
+                        _measure_once(subject, m, loop, counter, on_op)
+                        _measure_floor(meter, m, loop)
+                        results.append(m)
+                        on_measurement(m)
+                        if not m.ok and subject.population(workload, n) == 0:
+                            # A fresh collection failed concurrent first writes
+                            # (langchain-milvus 0.4.0 does): measure again on a collection
+                            # that already exists.
+                            retry = _new(subject, workload, n, mode, precreated=True)
+                            _measure_once(
+                                subject, retry, loop, counter, lambda: None, precreate=True
+                            )
+                            _measure_floor(meter, retry, loop)
+                            results.append(retry)
+                            on_measurement(retry)
+        finally:
+            if meter is not None:
+                try:
+                    loop.run(meter.aclose())
+                except Exception as exc:
+                    log.warning("dropping the floor collection failed: %s", error_text(exc))
     return results
 
 
@@ -351,10 +457,17 @@ def _new(subject: Subject, workload: str, n: int, mode: str, **kw: Any) -> Measu
     )
 
 
+def service_runs(config: BenchConfig, subject: str) -> bool:
+    """Whether the service workload runs for ``subject`` (LangChain stores only)."""
+    return SERVICE in config.workloads and SUBJECTS[subject].integration == "langchain"
+
+
 def operations_planned(config: BenchConfig, subjects: Iterable[str]) -> int:
-    """Operations the progress bar counts for these subjects (retries not included)."""
-    per_subject = sum(config.n) * len(config.workloads) * len(config.modes)
-    return per_subject * len(list(subjects))
+    """Operations the progress bar counts for these subjects (retries not included): each
+    service request counts as one."""
+    per_subject = sum(config.n) * len(config.operations) * len(config.modes)
+    service = (config.service_searches + config.service_adds) * len(config.modes)
+    return sum(per_subject + (service if service_runs(config, name) else 0) for name in subjects)
 
 
 def endpoint_for(

@@ -22,7 +22,9 @@ from vd_bench.corpus import POPULATION, Item, items, query
 from vd_integrations import VdIntegrationsError
 
 __all__ = [
+    "ALL_WORKLOADS",
     "EMBEDDINGS",
+    "SERVICE",
     "SUBJECTS",
     "WORKLOADS",
     "BenchmarkCheckError",
@@ -31,8 +33,13 @@ __all__ = [
     "make_subject",
 ]
 
-#: Workload names, in the order they run.
+#: The workloads of N single-item operations, in the order they run.
 WORKLOADS = ("add", "search", "delete", "upsert", "mmr")
+#: The web-service workload (:mod:`vd_bench.service`): concurrent HTTP clients against an
+#: ASGI app over one LangChain store; it runs after a subject's other workloads.
+SERVICE = "service"
+#: Every workload ``--workloads`` accepts.
+ALL_WORKLOADS = (*WORKLOADS, SERVICE)
 #: Embedding clients the LangChain subjects can use: the tutorial's
 #: ``langchain_openai.OpenAIEmbeddings`` (one HTTP request per call; our stores merge
 #: concurrent calls on it, langchain-milvus does not), or ours (``vd``), which merges
