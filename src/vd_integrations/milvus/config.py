@@ -24,11 +24,14 @@ IDLE_KEEPALIVE_OFF = {"grpc.keepalive_permit_without_calls": 0}
 
 
 def _pymilvus_shares_connections() -> bool:
+    """Whether pymilvus pools connections by address and token unless a client asks for a
+    ``dedicated`` one: 2.6.11 and later (our floor), 3.x included."""
     try:
-        major = int(importlib.metadata.version("pymilvus").split(".")[0])
-    except (importlib.metadata.PackageNotFoundError, ValueError):
+        version = importlib.metadata.version("pymilvus")
+    except importlib.metadata.PackageNotFoundError:
         return False
-    return major >= 3
+    parts = re.findall(r"\d+", version)[:3]
+    return tuple(int(p) for p in parts) >= (2, 6, 11)
 
 
 _SHARES_CONNECTIONS = _pymilvus_shares_connections()
@@ -127,9 +130,11 @@ class ConnectionConfig:
             **dict(self.extra.get("grpc_options") or {}),
         }
         if _SHARES_CONNECTIONS:
-            # pymilvus 3 shares one channel per address and token among all clients, whatever
-            # their grpc_options: a channel opened elsewhere (the user's own MilvusClient)
-            # would bring its pings along. Our clients get their own (one per store and loop).
+            # pymilvus (2.6.11+, 3.x) shares one channel per address and token among all
+            # clients, whatever their grpc_options: a channel opened elsewhere (the user's own
+            # MilvusClient) would bring its pings along, a shared one is never released when
+            # its loop ends (one leaked per asyncio.run on 2.6), and one closed by a server
+            # restart is handed to the next store. Ours get their own (per store and loop).
             kwargs.setdefault("dedicated", True)
         for name in ("token", "user", "password", "db_name"):
             value = getattr(self, name)

@@ -122,9 +122,14 @@ class Connection:
                     left = deadline.remaining(what)
                     check_reachable(self.config, left)
                     kwargs = self.config.client_kwargs()
-                    if left is not None and kwargs.get("timeout") is None:
-                        kwargs["timeout"] = left  # pymilvus' connect timeout
-                    self._sync_client = MilvusClient(**kwargs)
+                    if left is None:
+                        self._sync_client = MilvusClient(**kwargs)
+                    else:
+                        if kwargs.get("timeout") is None:
+                            kwargs["timeout"] = left  # pymilvus' connect timeout
+                        self._sync_client = _within(
+                            deadline, left, lambda: MilvusClient(**kwargs), what
+                        )
         return self._sync_client
 
     @property
@@ -388,6 +393,43 @@ async def _acheck_filter(client: Any, step: Rpc) -> None:
     if kwargs.get("timeout") is not None:
         probe["timeout"] = kwargs["timeout"]
     await client.query(**probe)
+
+
+def _within(deadline: Deadline, seconds: float, make: Callable[[], Any], what: str) -> Any:
+    """``make()`` (a new client), or ``deadline``'s error after ``seconds``.
+
+    pymilvus 2.6's ``MilvusClient()`` asks the server for its type without a timeout, so
+    against a hung server it blocks for a minute whatever ``timeout=`` says: it runs in a
+    daemon thread here, and a client that arrives after the deadline is closed."""
+    done = threading.Event()
+    guard = threading.Lock()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            client = make()
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+            done.set()
+            return
+        with guard:
+            late = box.get("late", False)
+            if not late:
+                box["client"] = client
+        if late:
+            client.close()
+        done.set()
+
+    threading.Thread(target=run, name="milvus-connect", daemon=True).start()
+    if not done.wait(seconds):
+        with guard:
+            if "client" not in box and "error" not in box:
+                box["late"] = True
+                raise deadline.error(what)
+        done.wait()  # it arrived just now
+    if "error" in box:
+        raise box["error"]
+    return box["client"]
 
 
 def _reload_helps(step: Rpc, exc: BaseException) -> bool:
