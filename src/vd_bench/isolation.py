@@ -128,8 +128,13 @@ def install_args(spec: str, extras: str) -> list[str]:
             f"cannot install {spec!r} in a benchmark environment: not a directory, file, "
             f"URL or requirement ({exc}); set VD_BENCH_PACKAGE to one"
         ) from None
-    requirement.extras |= wanted
-    return [str(requirement)]
+    # spelled out rather than str(requirement), whose spacing differs between packaging
+    # releases ("name[x]@ url" in 25.0, "name[x] @ url" in 26)
+    text = f"{requirement.name}[{','.join(sorted(requirement.extras | wanted))}]"
+    text += f" @ {requirement.url}" if requirement.url else str(requirement.specifier)
+    if requirement.marker is not None:
+        text += f"; {requirement.marker}"
+    return [text]
 
 
 def python_for(subject: str, venvs_dir: Path, log: Callable[[str], None] = print) -> str:
