@@ -29,14 +29,19 @@ def ensure_env(extras: str) -> None:
     if not PYTHON.exists():
         print(f"[dev] creating {VENV}", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
+    # VD_EXTRAS replaces the command's extras; VD_CONSTRAINTS names a pip constraints file
+    # (-c), e.g. .ci/floors.txt, the declared dependency floors that .ci/run tests.
+    extras = os.environ.get("VD_EXTRAS") or extras
+    constraints = os.environ.get("VD_CONSTRAINTS")
+    pins = ["-c", str(Path(constraints).resolve())] if constraints else []
     stamp = VENV / f".installed-{extras.replace(',', '-')}"
-    pyproject = ROOT / "pyproject.toml"
-    if stamp.exists() and stamp.stat().st_mtime >= pyproject.stat().st_mtime:
+    inputs = [ROOT / "pyproject.toml", *(Path(c) for c in pins[1:])]
+    if stamp.exists() and all(stamp.stat().st_mtime >= p.stat().st_mtime for p in inputs):
         return
     print(f"[dev] installing .[{extras}]", flush=True)
     pip = [str(PYTHON), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, "-e", f"{ROOT}[{extras}]"], check=True)
+    subprocess.run([*pip, *pins, "-e", f"{ROOT}[{extras}]"], check=True)
     stamp.touch()
 
 
