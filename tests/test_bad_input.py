@@ -38,7 +38,7 @@ from vd import UnsupportedFilterError
 
 import langchain_vd
 import llama_index_vd
-from vd_integrations.errors import (
+from vd_integrations.core.errors import (
     InvalidFilterExpressionError,
     InvalidInputError,
     StoreClosedError,

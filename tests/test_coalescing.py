@@ -18,9 +18,9 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_vd import Milvus
-from vd_integrations.coalesce import Coalescer, CoalescingSettings
-from vd_integrations.embedding_batching import QueryEmbeddingCache, batches_query_embeddings
-from vd_integrations.errors import InvalidFilterExpressionError, InvalidInputError
+from vd_integrations.core.coalesce import Coalescer, CoalescingSettings
+from vd_integrations.core.errors import InvalidFilterExpressionError, InvalidInputError
+from vd_integrations.embeddings.batching import QueryEmbeddingCache, batches_query_embeddings
 
 DIM = 16
 

@@ -8,7 +8,7 @@ Every figure is asserted here, on the session's Milvus Lite server:
 - Load: 2,000 concurrent mixed operations on one ``langchain_vd.Milvus`` store and 400 on
   one ``llama_index_vd.MilvusVectorStore``; final contents equal a model of the operations.
 - Cancellation: 500 in-flight calls, 30% cancelled at random points (seeded); completed
-  writes are exact, cancelled ones are whole or absent (see ``vd_integrations.coalesce``).
+  writes are exact, cancelled ones are whole or absent (see ``vd_integrations.core.coalesce``).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from llama_index.core.vector_stores.types import (
 
 from langchain_vd import Milvus
 from llama_index_vd import MilvusVectorStore
-from vd_integrations.coalesce import Coalescer, CoalescingSettings
-from vd_integrations.loops import UnsupportedEventLoopError
+from vd_integrations.core.coalesce import Coalescer, CoalescingSettings
+from vd_integrations.core.loops import UnsupportedEventLoopError
 
 DIM = 16
 Contents = dict[str, tuple[str, dict[str, Any]]]

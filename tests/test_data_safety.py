@@ -35,16 +35,16 @@ from llama_index.core.vector_stores.types import (
 from langchain_vd import Milvus, VDVectorStore
 from llama_index_vd import MilvusVectorStore
 from llama_index_vd import VDVectorStore as LlamaVDVectorStore
-from vd_integrations.errors import (
+from vd_integrations.core.errors import (
     InvalidFilterExpressionError,
     InvalidInputError,
     MilvusOperationError,
     OperationTimeoutError,
     ServerUnreachableError,
 )
-from vd_integrations.expressions import check_raw_expression, is_literal_true
-from vd_integrations.filters import and_exprs, matches_everything, or_exprs
-from vd_integrations.retry import RetrySettings
+from vd_integrations.core.expressions import check_raw_expression, is_literal_true
+from vd_integrations.core.filters import and_exprs, matches_everything, or_exprs
+from vd_integrations.core.retry import RetrySettings
 from vd_integrations.testing.lite_server import MilvusLiteServer, free_port
 
 DIM = 8

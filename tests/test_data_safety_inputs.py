@@ -33,10 +33,8 @@ from pymilvus import DataType, MilvusClient
 import langchain_vd
 import llama_index_vd
 from tests.test_bad_input import DIM, AxisEmbeddings, axis_vector
-from vd_integrations.errors import InvalidInputError
-from vd_integrations.milvus.config import IDLE_KEEPALIVE_OFF
-from vd_integrations.milvus.hybrid import check_sparse_vector
-from vd_integrations.validation import (
+from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.validation import (
     FLOAT32_MAX,
     MAX_METADATA_DEPTH,
     check_int64_id,
@@ -46,7 +44,9 @@ from vd_integrations.validation import (
     check_vectors,
     parameter_names,
 )
-from vd_integrations.vd_engine import VdEngine
+from vd_integrations.milvus.config import IDLE_KEEPALIVE_OFF
+from vd_integrations.milvus.hybrid import check_sparse_vector
+from vd_integrations.vd.engine import VdEngine
 
 FLT_MAX_LITERAL = 3.4028235e38  # how float32's max is usually written; rounds to it
 

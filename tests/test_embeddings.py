@@ -21,21 +21,21 @@ from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 from langchain_vd import OpenAIEmbeddings
 from llama_index_vd import OpenAIEmbedding
-from vd_integrations.errors import InvalidInputError
-from vd_integrations.openai_embeddings import (
-    DEFAULT_MODEL,
-    OpenAIEmbeddingClient,
-    approx_tokens,
-    plan_batches,
-    retry_after_hint,
-)
-from vd_integrations.retry import (
+from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.retry import (
     RetryError,
     RetrySettings,
     RetryState,
     acall_with_retry,
     call_with_retry,
     parse_retry_after,
+)
+from vd_integrations.embeddings.openai_client import (
+    DEFAULT_MODEL,
+    OpenAIEmbeddingClient,
+    approx_tokens,
+    plan_batches,
+    retry_after_hint,
 )
 from vd_integrations.testing.embedding_server import (
     OfflineEmbeddingServer,
@@ -493,7 +493,7 @@ def test_server_retry_after_is_honoured(
     assert retry_after_hint(info.value) == 1.5  # from retry-after-ms
     srv.inject_faults(429, 1, retry_after=0.04)
     retry = RetrySettings(initial_backoff=5.0, max_backoff=10.0, jitter=0.0)
-    with caplog.at_level(logging.DEBUG, logger="vd_integrations.retry"):
+    with caplog.at_level(logging.DEBUG, logger="vd_integrations.core.retry"):
         make_client(srv, retry=retry).embed(["x"])
     assert "retrying in 0.040s" in caplog.text  # the hint, not the 5 s backoff
 
@@ -741,7 +741,7 @@ async def test_llama_index_async_equals_sync(srv: OfflineEmbeddingServer) -> Non
 
 
 def test_adapters_forward_every_client_setting(srv: OfflineEmbeddingServer) -> None:
-    from vd_integrations.coalesce import CoalescingSettings
+    from vd_integrations.core.coalesce import CoalescingSettings
 
     settings = {"base_url": srv.base_url, "dimensions": 8, "coalescing": False, "retry": FAST}
     lc = OpenAIEmbeddings(**settings)

@@ -21,7 +21,7 @@ import vd
 
 import vd_integrations
 from vd_integrations import VdIntegrationsError
-from vd_integrations import errors as errors_module
+from vd_integrations.core import errors as errors_module
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGES = ("vd_integrations", "langchain_vd", "llama_index_vd", "vd_bench")
@@ -85,7 +85,7 @@ def _exception_classes() -> tuple[dict[str, type[BaseException]], dict[str, str]
 
 def test_every_exception_class_derives_from_the_base() -> None:
     found, missing = _exception_classes()
-    assert "vd_integrations.errors.InvalidInputError" in found, sorted(found)
+    assert "vd_integrations.core.errors.InvalidInputError" in found, sorted(found)
     # BaseException-only control-flow signals (like asyncio.CancelledError) are not errors
     bad = sorted(
         name
@@ -132,7 +132,7 @@ def test_errors_are_exported_from_the_package() -> None:
         )
     for name in public_errors:
         assert getattr(vd_integrations, name) is getattr(errors_module, name)
-    assert vd_integrations.UnsupportedEventLoopError.__module__ == "vd_integrations.loops"
+    assert vd_integrations.UnsupportedEventLoopError.__module__ == "vd_integrations.core.loops"
     namespace: dict[str, object] = {}
     exec("from vd_integrations import *", namespace)
     assert set(vd_integrations.__all__) <= set(namespace)
@@ -141,7 +141,7 @@ def test_errors_are_exported_from_the_package() -> None:
 
 
 def test_the_base_pickles_and_names_its_public_home() -> None:
-    assert VdIntegrationsError.__module__ == "vd_integrations.errors"
+    assert VdIntegrationsError.__module__ == "vd_integrations.core.errors"
     assert errors_module.VdIntegrationsError is VdIntegrationsError
     for exc in (
         VdIntegrationsError("x"),
@@ -153,7 +153,7 @@ def test_the_base_pickles_and_names_its_public_home() -> None:
 
 
 def test_filter_translation_raises_our_filter_error() -> None:
-    from vd_integrations.filters import translate_filter
+    from vd_integrations.core.filters import translate_filter
 
     with pytest.raises(vd_integrations.UnsupportedFilterError) as info:
         translate_filter({"year": {"$regex": "x"}})
@@ -166,7 +166,8 @@ def test_light_modules_do_not_import_vd() -> None:
     subprocess by the benchmark and the tests) stay light: ``vd`` imports every backend."""
     code = (
         "import sys, vd_integrations, vd_integrations.testing.embedding_server, "
-        "vd_integrations.testing.lite_server, vd_integrations.retry, vd_integrations.loops\n"
+        "vd_integrations.testing.lite_server, vd_integrations.core.retry, "
+        "vd_integrations.core.loops\n"
         "assert 'vd' not in sys.modules and 'pymilvus' not in sys.modules, "
         "sorted(m for m in sys.modules if m.split('.')[0] in ('vd', 'pymilvus'))\n"
         "assert vd_integrations.RetryError.__mro__[1].__name__ == 'VdIntegrationsError'\n"

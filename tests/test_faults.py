@@ -24,7 +24,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_vd import Milvus
-from vd_integrations.retry import RetrySettings
+from vd_integrations.core.retry import RetrySettings
 from vd_integrations.testing.lite_server import MilvusLiteServer
 
 TOTAL = 10_000

@@ -8,7 +8,7 @@ lone surrogates, NUL and other control characters included) mixed with quotes, b
 expression keywords (``and or not in like exists true json_contains ...``) and fragments
 such as ``" or 1==1 or "``. Four paths are covered:
 
-* the core translator (``vd_integrations.filters.translate_filter``) on a fixed corpus,
+* the core translator (``vd_integrations.core.filters.translate_filter``) on a fixed corpus,
   plus a deterministic sweep of every injection fragment under every operator;
 * the core translator on rows that hypothesis generates too (values *and* keys);
 * LlamaIndex ``MetadataFilters`` (``llama_index_vd.filters``) through
@@ -60,8 +60,8 @@ from langchain_vd import Milvus
 from llama_index_vd import MilvusVectorStore
 from llama_index_vd.filters import to_milvus_expr, to_vd_filter
 from tests.test_filters import create_collection, insert, query_ids
-from vd_integrations.errors import InvalidInputError
-from vd_integrations.filters import and_exprs, ids_expr, translate_filter
+from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.filters import and_exprs, ids_expr, translate_filter
 from vd_integrations.milvus.config import IDLE_KEEPALIVE_OFF
 
 #: Checked filters per path; ``test_case_count`` reports and asserts the total.

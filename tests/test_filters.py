@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymilvus import DataType, MilvusClient
 
-from vd_integrations.filters import (
+from vd_integrations.core.filters import (
     FieldRef,
     and_exprs,
     compare,

@@ -31,7 +31,7 @@ from langchain_vd import BM25BuiltInFunction, Milvus
 from langchain_vd import VDVectorStore as LCVDStore
 from llama_index_vd import MilvusVectorStore
 from llama_index_vd import VDVectorStore as LIVDStore
-from vd_integrations.errors import MilvusOperationError
+from vd_integrations.core.errors import MilvusOperationError
 from vd_integrations.milvus.hybrid import (
     SparseSpec,
     full_text_support_problem,

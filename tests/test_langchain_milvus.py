@@ -19,7 +19,7 @@ from langchain_tests.integration_tests import VectorStoreIntegrationTests
 
 from langchain_vd import Milvus
 from tests.loop_watch import LoopWatch
-from vd_integrations.errors import (
+from vd_integrations.core.errors import (
     InvalidFilterExpressionError,
     InvalidInputError,
     StoreClosedError,

@@ -24,9 +24,9 @@ from langchain_tests.integration_tests import VectorStoreIntegrationTests
 from vd.backends.memory import MemoryClient, MemoryCollection
 
 from langchain_vd import VDVectorStore
-from vd_integrations.errors import InvalidInputError, StoreClosedError
-from vd_integrations.ops import Exclusive, drive
-from vd_integrations.vd_engine import VdEngine
+from vd_integrations.core.errors import InvalidInputError, StoreClosedError
+from vd_integrations.core.ops import Exclusive, drive
+from vd_integrations.vd.engine import VdEngine
 
 # --------------------------------------------------------------------------------------------
 # LangChain's standard suite
@@ -974,7 +974,7 @@ async def test_failing_native_factory_falls_back_with_a_warning(
 ) -> None:
     store = VDVectorStore(TableEmbeddings(), backend="vdtest_broken_async")
     store.add_texts(["apple"], ids=["a"])
-    with caplog.at_level("WARNING", logger="vd_integrations.vd_engine"):
+    with caplog.at_level("WARNING", logger="vd_integrations.vd.engine"):
         assert _ids(await store.aget_by_ids(["a"])) == ["a"]
     assert "locked" in caplog.text
     await store.aclose()

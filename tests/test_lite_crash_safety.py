@@ -32,7 +32,7 @@ import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_vd import Milvus
-from vd_integrations.retry import RetrySettings
+from vd_integrations.core.retry import RetrySettings
 from vd_integrations.testing.lite_server import MilvusLiteServer
 
 DIM = 8

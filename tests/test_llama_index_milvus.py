@@ -40,7 +40,7 @@ from vd import UnsupportedFilterError
 from llama_index_vd import IndexManagement, MilvusVectorStore, VDVectorStore
 from llama_index_vd.filters import to_milvus_expr
 from tests.loop_watch import LoopWatch
-from vd_integrations.errors import (
+from vd_integrations.core.errors import (
     InvalidFilterExpressionError,
     InvalidInputError,
     StoreClosedError,

@@ -44,8 +44,8 @@ from tests.test_llama_index_milvus import (
     vector_query,
     where,
 )
-from vd_integrations.errors import InvalidInputError, StoreClosedError
-from vd_integrations.vd_engine import VdEngine
+from vd_integrations.core.errors import InvalidInputError, StoreClosedError
+from vd_integrations.vd.engine import VdEngine
 
 
 def _name() -> str:

@@ -1,4 +1,4 @@
-"""Unit tests for vd_integrations.mmr, .scoring and .batching (no Milvus server needed)."""
+"""Unit tests for vd_integrations.core.mmr, .scoring and .batching (no Milvus server needed)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from vd_integrations.batching import (
+from vd_integrations.core.batching import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_BATCH_BYTES,
     batched,
@@ -18,8 +18,8 @@ from vd_integrations.batching import (
     iter_row_batches,
     split_rows,
 )
-from vd_integrations.mmr import maximal_marginal_relevance, similarity_matrix
-from vd_integrations.scoring import (
+from vd_integrations.core.mmr import maximal_marginal_relevance, similarity_matrix
+from vd_integrations.core.scoring import (
     bm25_relevance,
     higher_is_better,
     normalize_metric,

@@ -17,7 +17,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_vd import Milvus
 from vd_integrations import InvalidFilterExpressionError, StoreClosedError
-from vd_integrations.errors import error_chain
+from vd_integrations.core.errors import error_chain
 from vd_integrations.milvus import log_filters
 from vd_integrations.milvus.log_filters import (
     PYMILVUS_RPC_LOGGER,

@@ -34,9 +34,9 @@ from llama_index.core.vector_stores.types import VectorStoreQuery
 import llama_index_vd
 from langchain_vd import Milvus
 from llama_index_vd import MilvusVectorStore
+from vd_integrations.core.retry import RetryError, RetrySettings
+from vd_integrations.embeddings.openai_client import OpenAIEmbeddingClient
 from vd_integrations.milvus.config import ConnectionConfig, redact_setting, redact_uri
-from vd_integrations.openai_embeddings import OpenAIEmbeddingClient
-from vd_integrations.retry import RetryError, RetrySettings
 
 SECRET = "SecretPa55-xyz"
 TOKEN = f"root:{SECRET}"

@@ -48,7 +48,7 @@ from langchain_core.embeddings import DeterministicFakeEmbedding
 from vd import matches_filter
 
 from langchain_vd import Milvus
-from vd_integrations.errors import InvalidFilterExpressionError, InvalidInputError
+from vd_integrations.core.errors import InvalidFilterExpressionError, InvalidInputError
 
 IDS = [f"id{i}" for i in range(8)]
 G_VALUES = range(4)

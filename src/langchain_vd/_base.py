@@ -1,7 +1,7 @@
 """The LangChain method surface, written once over any engine with the core op API.
 
 ``langchain_vd.Milvus`` (over :class:`~vd_integrations.milvus.engine.MilvusEngine`) and
-``langchain_vd.VDVectorStore`` (over :class:`~vd_integrations.vd_engine.VdEngine`) differ only
+``langchain_vd.VDVectorStore`` (over :class:`~vd_integrations.vd.engine.VdEngine`) differ only
 in their constructors and a few hooks; every method below is a sync/async pair of one-line
 shells around one generator operation, so the twins cannot drift apart.
 """
@@ -18,12 +18,12 @@ from langchain_core.callbacks import (
 from langchain_core.documents import Document
 from langchain_core.vectorstores import VectorStore, VectorStoreRetriever
 
-from vd_integrations.batching import DEFAULT_BATCH_SIZE
-from vd_integrations.errors import InvalidInputError
+from vd_integrations.core.batching import DEFAULT_BATCH_SIZE
+from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.ops import Op
+from vd_integrations.core.progress import progress_bar
+from vd_integrations.core.validation import check_id_list, check_unit_interval
 from vd_integrations.milvus.schema import Record
-from vd_integrations.ops import Op
-from vd_integrations.progress import progress_bar
-from vd_integrations.validation import check_id_list, check_unit_interval
 
 __all__ = ["Engine", "EngineRetriever", "EngineVectorStore", "pick_filter", "to_document"]
 

@@ -1,4 +1,4 @@
-"""LangChain ``Embeddings`` over :class:`vd_integrations.openai_embeddings.OpenAIEmbeddingClient`.
+"""LangChain ``Embeddings`` over our OpenAI-compatible client (:class:`OpenAIEmbeddingClient`).
 
 The async methods are native (``AsyncOpenAI``), not the thread-pool default of
 ``langchain_core``; batching, bounded concurrency and retries come from the core client.
@@ -10,7 +10,7 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
-from vd_integrations.openai_embeddings import (
+from vd_integrations.embeddings.openai_client import (
     DEFAULT_MODEL,
     OpenAIEmbeddingClient,
     client_from_settings,

@@ -36,15 +36,15 @@ from langchain_core.embeddings import Embeddings
 from pymilvus import Function, FunctionType
 
 from langchain_vd._base import EngineVectorStore, pick_filter, to_document
-from vd_integrations.coalesce import CoalescingSettings
-from vd_integrations.errors import InvalidInputError
+from vd_integrations.core.coalesce import CoalescingSettings
+from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.ops import Op
+from vd_integrations.core.retry import RetrySettings
+from vd_integrations.core.validation import check_known_kwargs, parameter_names
 from vd_integrations.milvus.config import DEFAULT_EMBEDDED_URI, ConnectionConfig
 from vd_integrations.milvus.engine import MilvusEngine
 from vd_integrations.milvus.hybrid import SparseSpec, sparse_spec_from_builtin
 from vd_integrations.milvus.schema import CollectionSpec, Record
-from vd_integrations.ops import Op
-from vd_integrations.retry import RetrySettings
-from vd_integrations.validation import check_known_kwargs, parameter_names
 
 __all__ = ["BM25BuiltInFunction", "Milvus"]
 

@@ -2,7 +2,7 @@
 
 The method surface matches :class:`langchain_vd.Milvus`. Every operation exists as a sync
 method and an ``a``-prefixed twin; both run the same operation of the shared
-:class:`~vd_integrations.vd_engine.VdEngine`, so they cannot disagree.
+:class:`~vd_integrations.vd.engine.VdEngine`, so they cannot disagree.
 
 - Filters are vd dict filters (``{"year": {"$gte": 2020}}``), passed as ``filter=``
   (``expr=`` is accepted as an alias). Milvus expression strings are rejected.
@@ -23,11 +23,11 @@ from typing import Any
 from langchain_core.embeddings import Embeddings
 
 from langchain_vd._base import EngineVectorStore
+from vd_integrations.core.ops import Op
+from vd_integrations.core.validation import parameter_names
 from vd_integrations.milvus.hybrid import vd_hybrid_search, vd_text_search
 from vd_integrations.milvus.schema import Record
-from vd_integrations.ops import Op
-from vd_integrations.validation import parameter_names
-from vd_integrations.vd_engine import VdEngine, check_connect_kwargs
+from vd_integrations.vd.engine import VdEngine, check_connect_kwargs
 
 __all__ = ["VDVectorStore"]
 

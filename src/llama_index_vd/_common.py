@@ -16,10 +16,10 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
-from vd_integrations.errors import InvalidInputError
+from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.ops import Op
+from vd_integrations.core.validation import check_metadata_depth
 from vd_integrations.milvus.schema import Record
-from vd_integrations.ops import Op
-from vd_integrations.validation import check_metadata_depth
 
 __all__ = [
     "DEFAULT_MMR_PREFETCH_FACTOR",

@@ -1,5 +1,5 @@
 """LlamaIndex ``BaseEmbedding`` over
-:class:`vd_integrations.openai_embeddings.OpenAIEmbeddingClient`.
+:class:`vd_integrations.embeddings.openai_client.OpenAIEmbeddingClient`.
 
 The async methods are native (``AsyncOpenAI``). ``embed_batch_size`` defaults to 2048 because
 the core client already splits requests within OpenAI's limits and runs them concurrently.
@@ -13,7 +13,7 @@ from typing import Any
 from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 
-from vd_integrations.openai_embeddings import (
+from vd_integrations.embeddings.openai_client import (
     CLIENT_SETTINGS,
     DEFAULT_MODEL,
     MAX_BATCH_SIZE,

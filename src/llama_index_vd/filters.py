@@ -20,7 +20,7 @@ match (LlamaIndex's ``not any(...)``); groups nest to any depth and an empty gro
 no constraint. Milvus uses three-valued logic (a comparison on a missing key is NULL and
 ``not NULL`` is NULL), so the Milvus translator never wraps a comparison in ``not``: it
 pushes negations down to atoms and uses the explicit negated forms of
-:mod:`vd_integrations.filters` (e.g. negated ``GT`` is "missing or ``<=``"). The only
+:mod:`vd_integrations.core.filters` (e.g. negated ``GT`` is "missing or ``<=``"). The only
 ``not`` emitted precedes ``exists``, ``json_contains*`` or a ``like`` guarded by
 ``exists``, which milvus-lite never evaluates to NULL.
 
@@ -39,7 +39,7 @@ Milvus specifics (measured on milvus-lite 3.2.2):
   ``json_contains_all`` and ``IS_EMPTY`` uses ``array_length``; Milvus accepts those only
   on keys that are plain identifiers (not ``$meta["odd key"]``) and not on declared
   scalar columns, so other keys get a clear error.
-* Values are rendered by :func:`vd_integrations.filters.literal` (escaped, finite,
+* Values are rendered by :func:`vd_integrations.core.filters.literal` (escaped, finite,
   int64), so no value can change the structure of the expression.
 
 Every problem raises :class:`vd.UnsupportedFilterError` (a ``ValueError``).
@@ -59,9 +59,9 @@ from llama_index.core.vector_stores.types import (
     MetadataFilters,
 )
 
-from vd_integrations.errors import UnsupportedFilterError
-from vd_integrations.expressions import check_raw_expression
-from vd_integrations.filters import (
+from vd_integrations.core.errors import UnsupportedFilterError
+from vd_integrations.core.expressions import check_raw_expression
+from vd_integrations.core.filters import (
     FieldRef,
     combine,
     compare,

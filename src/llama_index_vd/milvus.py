@@ -86,9 +86,9 @@ from llama_index_vd._common import (
     record_to_node,
 )
 from llama_index_vd.filters import all_of, to_milvus_expr
-from vd_integrations.coalesce import CoalescingSettings
-from vd_integrations.errors import InvalidInputError
-from vd_integrations.filters import (
+from vd_integrations.core.coalesce import CoalescingSettings
+from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.filters import (
     FieldRef,
     dynamic_field,
     ids_expr,
@@ -97,6 +97,8 @@ from vd_integrations.filters import (
     refuse_delete_of_everything,
     scalar_field,
 )
+from vd_integrations.core.retry import RetrySettings
+from vd_integrations.core.validation import check_known_kwargs, parameter_names
 from vd_integrations.milvus.config import CONNECTION_KWARGS, ConnectionConfig, redact_setting
 from vd_integrations.milvus.engine import MilvusEngine, Op
 from vd_integrations.milvus.hybrid import (
@@ -112,8 +114,6 @@ from vd_integrations.milvus.schema import (
     CollectionSpec,
     Record,
 )
-from vd_integrations.retry import RetrySettings
-from vd_integrations.validation import check_known_kwargs, parameter_names
 
 __all__ = ["DEFAULT_MILVUS_URI", "IndexManagement", "MilvusVectorStore"]
 

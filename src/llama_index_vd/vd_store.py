@@ -2,7 +2,7 @@
 
 The contract matches :class:`llama_index_vd.MilvusVectorStore`. Every method is a
 sync/async pair of one-line shells over one operation of the shared
-:class:`~vd_integrations.vd_engine.VdEngine`, so the twins cannot disagree.
+:class:`~vd_integrations.vd.engine.VdEngine`, so the twins cannot disagree.
 
 - Each node is stored as a vd document: its id, its text, its embedding and, as metadata,
   :func:`node_to_metadata_dict` (the node as ``_node_content`` JSON, its metadata, its
@@ -43,12 +43,12 @@ from llama_index_vd._common import (
     record_to_node,
 )
 from llama_index_vd.filters import to_vd_filter
-from vd_integrations.errors import InvalidInputError
-from vd_integrations.filters import refuse_delete_of_everything
+from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.filters import refuse_delete_of_everything
+from vd_integrations.core.ops import Op
+from vd_integrations.core.validation import parameter_names
 from vd_integrations.milvus.hybrid import vd_hybrid_search, vd_text_search
-from vd_integrations.ops import Op
-from vd_integrations.validation import parameter_names
-from vd_integrations.vd_engine import VdEngine, check_connect_kwargs
+from vd_integrations.vd.engine import VdEngine, check_connect_kwargs
 
 __all__ = ["VDVectorStore"]
 

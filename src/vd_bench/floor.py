@@ -90,7 +90,7 @@ class FloorMeter:
         population: int = 100,
         collection: str = FLOOR_COLLECTION,
     ) -> None:
-        from vd_integrations.openai_embeddings import OFFLINE_API_KEY
+        from vd_integrations.embeddings.openai_client import OFFLINE_API_KEY
 
         self.uri = uri
         base = embeddings_base_url or os.environ.get("OPENAI_BASE_URL")

@@ -205,7 +205,7 @@ class LangChainSubject(Subject):
                 "pip install 'vd-integrations[bench]' (or langchain-openai), or pass "
                 "--embeddings vd to use ours."
             ) from None
-        from vd_integrations.openai_embeddings import OFFLINE_API_KEY
+        from vd_integrations.embeddings.openai_client import OFFLINE_API_KEY
 
         # The offline server takes any key; the real service reads OPENAI_API_KEY.
         key = endpoint.embeddings_api_key or os.environ.get("OPENAI_API_KEY") or OFFLINE_API_KEY

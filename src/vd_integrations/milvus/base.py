@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from vd_integrations.errors import InvalidFilterExpressionError
-from vd_integrations.expressions import check_raw_expression
-from vd_integrations.filters import FilterLike, translate_filter
+from vd_integrations.core.errors import InvalidFilterExpressionError
+from vd_integrations.core.expressions import check_raw_expression
+from vd_integrations.core.filters import FilterLike, translate_filter
+from vd_integrations.core.ops import Op
+from vd_integrations.core.scoring import relevance_fn
 from vd_integrations.milvus import faults
 from vd_integrations.milvus.collection import CollectionSetup
 from vd_integrations.milvus.rpc import Rpc
 from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec
-from vd_integrations.ops import Op
-from vd_integrations.scoring import relevance_fn
 
 __all__ = ["EngineBase"]
 

@@ -1,7 +1,7 @@
 """Which Milvus requests can be merged, how to merge them, and how to split the answer.
 
 Pure functions over :class:`~vd_integrations.milvus.engine.Rpc` steps, used by the
-engine's async shell with a :class:`~vd_integrations.coalesce.Coalescer`:
+engine's async shell with a :class:`~vd_integrations.core.coalesce.Coalescer`:
 
 - ``insert`` / ``upsert`` into the same collection and partition: rows concatenated;
   the returned primary keys are sliced back per caller;
@@ -20,8 +20,8 @@ import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
-from vd_integrations.batching import DEFAULT_MAX_BATCH_BYTES, estimate_row_bytes
-from vd_integrations.filters import or_exprs
+from vd_integrations.core.batching import DEFAULT_MAX_BATCH_BYTES, estimate_row_bytes
+from vd_integrations.core.filters import or_exprs
 
 __all__ = ["MergeKind", "merge_key", "merge_steps", "part_size", "split_result"]
 

@@ -2,7 +2,8 @@
 
 :class:`CollectionSetup` holds what is known of one collection (its layout once read or
 created, a pending ``drop_old``, a load still to finish) and yields the steps that make
-it ready; the engine drives them under its setup lock (:class:`~vd_integrations.ops.Exclusive`).
+it ready; the engine drives them under its setup lock
+(:class:`~vd_integrations.core.ops.Exclusive`).
 How a collection is laid out is the spec's business
 (:meth:`~vd_integrations.milvus.schema.CollectionSpec.layout_from_description`), so other
 layouts (vd's) plug in through their spec.
@@ -14,11 +15,11 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from vd_integrations.errors import MilvusOperationError
+from vd_integrations.core.errors import MilvusOperationError
+from vd_integrations.core.ops import Background, Exclusive, Op, Sleep
 from vd_integrations.milvus import faults, hybrid
 from vd_integrations.milvus.rpc import Rpc
 from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec
-from vd_integrations.ops import Background, Exclusive, Op, Sleep
 
 __all__ = ["CollectionSetup"]
 

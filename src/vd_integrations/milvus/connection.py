@@ -24,15 +24,19 @@ from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from vd_integrations.deadlines import NO_DEADLINE, Deadline
-from vd_integrations.errors import MilvusOperationError, OperationTimeoutError, StoreClosedError
-from vd_integrations.loops import PerLoop, cancel_requests, finalizes_async_generators
+from vd_integrations.core.deadlines import NO_DEADLINE, Deadline
+from vd_integrations.core.errors import (
+    MilvusOperationError,
+    OperationTimeoutError,
+    StoreClosedError,
+)
+from vd_integrations.core.loops import PerLoop, cancel_requests, finalizes_async_generators
+from vd_integrations.core.retry import RetrySettings, acall_with_retry, call_with_retry
 from vd_integrations.milvus import faults
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.lite_writes import collection_write_lock
 from vd_integrations.milvus.reachability import acheck_reachable, check_reachable
 from vd_integrations.milvus.rpc import READS, WRITES, Rpc, client_call, load_kwargs
-from vd_integrations.retry import RetrySettings, acall_with_retry, call_with_retry
 
 __all__ = ["CONNECT_TIMEOUT", "DEFAULT_RPC_RETRY", "Connection", "LoopClient"]
 
@@ -195,7 +199,7 @@ class Connection:
         ``asyncio.Runner`` call ``loop.shutdown_asyncgens()``): a loop that ends without
         ``aclose()`` still closes its client, so 1,000 ``asyncio.run`` calls leave no
         connection behind. Started only on loops that finalise it properly (see
-        :func:`~vd_integrations.loops.finalizes_async_generators`): closed synchronously,
+        :func:`~vd_integrations.core.loops.finalizes_async_generators`): closed synchronously,
         its ``finally`` would stop half-way, holding pymilvus' connection lock forever."""
         try:
             yield

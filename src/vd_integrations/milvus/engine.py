@@ -3,8 +3,8 @@
 Operations are generators that *describe* I/O instead of doing it (a sans-I/O core in
 the spirit of h11): they yield steps, and a driver performs each step and sends the
 result back in. The steps are :class:`~.rpc.Rpc` (a pymilvus client call), the embedding
-steps, :class:`~vd_integrations.ops.Exclusive` (setup under the store's lock) and
-:class:`~vd_integrations.ops.Background` (setup nobody has to wait for).
+steps, :class:`~vd_integrations.core.ops.Exclusive` (setup under the store's lock) and
+:class:`~vd_integrations.core.ops.Background` (setup nobody has to wait for).
 
 :meth:`MilvusEngine.run` drives an operation with the sync client and sync embedding
 calls; :meth:`MilvusEngine.arun` awaits the same steps on the running loop's own
@@ -24,19 +24,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from vd_integrations.coalesce import Coalescer, CoalescingSettings
-from vd_integrations.deadlines import Deadline, timeout_scope
-from vd_integrations.embedding_batching import QueryEmbeddingCache, batches_query_embeddings
-from vd_integrations.errors import InvalidInputError
-from vd_integrations.filters import FilterLike
-from vd_integrations.loops import PerLoop, SingleFlight, cancel_requests, running_loop
-from vd_integrations.milvus import coalescing, faults, log_filters
-from vd_integrations.milvus.config import ConnectionConfig
-from vd_integrations.milvus.connection import DEFAULT_RPC_RETRY, Connection
-from vd_integrations.milvus.rpc import Rpc, Step, with_timeout
-from vd_integrations.milvus.schema import CollectionSpec
-from vd_integrations.milvus.writes import WriteOps
-from vd_integrations.ops import (
+from vd_integrations.core.coalesce import Coalescer, CoalescingSettings
+from vd_integrations.core.deadlines import Deadline, timeout_scope
+from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.filters import FilterLike
+from vd_integrations.core.loops import PerLoop, SingleFlight, cancel_requests, running_loop
+from vd_integrations.core.ops import (
     Background,
     Embedder,
     EmbedDocuments,
@@ -49,8 +42,15 @@ from vd_integrations.ops import (
     embed_sync,
     require_embedder,
 )
-from vd_integrations.retry import RetrySettings
-from vd_integrations.validation import check_positive_int
+from vd_integrations.core.retry import RetrySettings
+from vd_integrations.core.validation import check_positive_int
+from vd_integrations.embeddings.batching import QueryEmbeddingCache, batches_query_embeddings
+from vd_integrations.milvus import coalescing, faults, log_filters
+from vd_integrations.milvus.config import ConnectionConfig
+from vd_integrations.milvus.connection import DEFAULT_RPC_RETRY, Connection
+from vd_integrations.milvus.rpc import Rpc, Step, with_timeout
+from vd_integrations.milvus.schema import CollectionSpec
+from vd_integrations.milvus.writes import WriteOps
 
 __all__ = [
     "DEFAULT_RPC_RETRY",
@@ -102,12 +102,12 @@ class MilvusEngine(WriteOps):
         batch_query_embeddings: bool | None = None,
         retry: RetrySettings | None = None,
     ) -> None:
-        """``coalescing`` merges concurrent async calls (see :mod:`vd_integrations.coalesce`;
+        """``coalescing`` merges concurrent async calls (see :mod:`vd_integrations.core.coalesce`;
         ``False`` turns it off); ``max_concurrent_rpcs`` caps RPCs in flight per event loop;
         ``query_cache_size`` > 0 keeps an LRU cache of query embeddings;
         ``batch_query_embeddings`` lets concurrent query embeddings go to the embedder as one
         ``aembed_documents`` call (None: only for embedders known to embed queries and
-        documents alike, see :func:`~vd_integrations.embedding_batching.batches_query_embeddings`);
+        documents alike, see :func:`~vd_integrations.embeddings.batching.batches_query_embeddings`);
         ``retry`` is the policy for transient RPC failures (default :data:`DEFAULT_RPC_RETRY`;
         ``RetrySettings.disabled()`` turns retries off).
         """

@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - Windows
 else:
     _HAS_FLOCK = True
 
-from vd_integrations.errors import (
+from vd_integrations.core.errors import (
     CollectionNotFoundError,
     InvalidFilterExpressionError,
     InvalidInputError,
@@ -286,7 +286,7 @@ def translate_error(exc: Exception, step: Step | None, collection: str) -> Excep
     if isinstance(exc, (InvalidInputError, CollectionNotFoundError, StoreClosedError)):
         return exc
     if isinstance(exc, RuntimeError) and "no running event loop" in str(exc):
-        from vd_integrations.loops import unsupported_loop_error  # e.g. awaited under trio
+        from vd_integrations.core.loops import unsupported_loop_error  # e.g. awaited under trio
 
         return unsupported_loop_error()
     if not _looks_like_milvus_error(exc):

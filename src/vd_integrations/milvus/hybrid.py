@@ -36,20 +36,20 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pymilvus import AnnSearchRequest, FunctionType
 
-from vd_integrations.errors import InvalidInputError, MilvusOperationError
-from vd_integrations.filters import FilterLike
-from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
-from vd_integrations.milvus.sparse import SparseSpec
-from vd_integrations.ops import EmbedQuery, Op
-from vd_integrations.validation import (
+from vd_integrations.core.errors import InvalidInputError, MilvusOperationError
+from vd_integrations.core.filters import FilterLike
+from vd_integrations.core.ops import EmbedQuery, Op
+from vd_integrations.core.validation import (
     FLOAT32_MAX,
     check_positive_int,
     check_vectors,
     fits_float32,
 )
+from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
+from vd_integrations.milvus.sparse import SparseSpec
 
 if TYPE_CHECKING:
-    from vd_integrations.vd_engine import VdEngine
+    from vd_integrations.vd.engine import VdEngine
 
 
 class SearchEngine(Protocol):

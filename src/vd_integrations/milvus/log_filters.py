@@ -10,7 +10,7 @@ records and nothing else; :func:`install` adds them once.
   (UNIMPLEMENTED, pymilvus#3711); the engine confirms the index exists and carries on.
 - :class:`HandledFilterErrorFilter` -- a ``query``/``search``/``delete``/``hybrid_search``
   whose filter expression Milvus could not parse; the engine raises
-  :class:`~vd_integrations.errors.InvalidFilterExpressionError` naming the expression, with
+  :class:`~vd_integrations.core.errors.InvalidFilterExpressionError` naming the expression, with
   the server's message, and pymilvus' ``MilvusException`` chained as its cause.
 
 The filters sit on a pymilvus logger, so they also apply to pymilvus clients used

@@ -4,7 +4,7 @@ gRPC treats a refused connection as transient and keeps reconnecting, so a wrong
 used to surface only after the retry policy gave up (8-23 s) as "looks transient: retry
 later". Before the first client of this process talks to a server, one TCP connection
 to it is tried (2 s at most): refused, unresolvable or silent means
-:class:`~vd_integrations.errors.ServerUnreachableError` naming the URI at once. A server
+:class:`~vd_integrations.core.errors.ServerUnreachableError` naming the URI at once. A server
 that answered once is not probed again, so later outages go through the usual retries.
 Embedded Milvus Lite files and unix sockets are not probed.
 """
@@ -17,7 +17,7 @@ import socket
 import threading
 from urllib.parse import urlsplit
 
-from vd_integrations.errors import ServerUnreachableError
+from vd_integrations.core.errors import ServerUnreachableError
 from vd_integrations.milvus.config import ConnectionConfig, redact_uri
 from vd_integrations.milvus.lite_writes import target_key
 

@@ -6,20 +6,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from vd_integrations.errors import InvalidInputError
-from vd_integrations.filters import FilterLike, and_exprs, ids_expr
+from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.filters import FilterLike, and_exprs, ids_expr
+from vd_integrations.core.mmr import maximal_marginal_relevance
+from vd_integrations.core.ops import EmbedQuery, Op
+from vd_integrations.core.validation import check_positive_int, check_vectors
 from vd_integrations.milvus import hybrid
 from vd_integrations.milvus.base import EngineBase
 from vd_integrations.milvus.schema import Record
-from vd_integrations.mmr import maximal_marginal_relevance
-from vd_integrations.ops import EmbedQuery, Op
-from vd_integrations.validation import check_positive_int, check_vectors
 
 __all__ = ["ReadOps"]
 
 
 class ReadOps(EngineBase):
-    """Searches and queries as operations (generators of steps; see :mod:`vd_integrations.ops`)."""
+    """Searches and queries as operations (generators of steps: :mod:`vd_integrations.core.ops`)."""
 
     def search(
         self,

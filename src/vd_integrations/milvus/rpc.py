@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from vd_integrations.filters import ids_expr
-from vd_integrations.ops import Background, EmbedDocuments, EmbedQuery, Exclusive
+from vd_integrations.core.filters import ids_expr
+from vd_integrations.core.ops import Background, EmbedDocuments, EmbedQuery, Exclusive
 
 __all__ = [
     "READS",

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from pymilvus import DataType, FunctionType, MilvusClient
 
-from vd_integrations.errors import InvalidInputError
-from vd_integrations.filters import FieldRef, dynamic_field, json_field, scalar_field
-from vd_integrations.scoring import normalize_metric
-from vd_integrations.validation import as_float_list, check_int64_id, check_metadata_depth
+from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.filters import FieldRef, dynamic_field, json_field, scalar_field
+from vd_integrations.core.scoring import normalize_metric
+from vd_integrations.core.validation import as_float_list, check_int64_id, check_metadata_depth
 
 if TYPE_CHECKING:
     from vd_integrations.milvus.sparse import SparseSpec

@@ -10,7 +10,7 @@ from typing import Any
 
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
-from vd_integrations.errors import InvalidInputError
+from vd_integrations.core.errors import InvalidInputError
 
 __all__ = ["SparseSpec"]
 

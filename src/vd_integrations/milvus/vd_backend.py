@@ -44,8 +44,10 @@ from vd import Document, Filter, SearchResult, UnsupportedFilterError, Vector
 from vd.asynchronous import AsyncAbstractClient, AsyncAbstractCollection, register_async_backend
 from vd.filters import matches_filter
 
-from vd_integrations.errors import InvalidInputError, MilvusOperationError
-from vd_integrations.filters import FieldRef, json_field, literal, translate_filter
+from vd_integrations.core.errors import InvalidInputError, MilvusOperationError
+from vd_integrations.core.filters import FieldRef, json_field, literal, translate_filter
+from vd_integrations.core.scoring import normalize_metric
+from vd_integrations.core.validation import as_float_list
 from vd_integrations.milvus import hybrid
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.engine import (
@@ -54,8 +56,6 @@ from vd_integrations.milvus.engine import (
     Rpc,
 )
 from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
-from vd_integrations.scoring import normalize_metric
-from vd_integrations.validation import as_float_list
 
 __all__ = [
     "MilvusAsyncClient",

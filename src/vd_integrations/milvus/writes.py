@@ -8,14 +8,16 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from vd_integrations.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES, split_rows
-from vd_integrations.errors import CollectionNotFoundError, InvalidInputError
-from vd_integrations.filters import FilterLike, and_exprs, ids_expr, refuse_delete_of_everything
-from vd_integrations.milvus.reads import ReadOps
-from vd_integrations.milvus.rpc import result_ids
-from vd_integrations.milvus.schema import CollectionLayout
-from vd_integrations.ops import EmbedDocuments, Op
-from vd_integrations.validation import (
+from vd_integrations.core.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES, split_rows
+from vd_integrations.core.errors import CollectionNotFoundError, InvalidInputError
+from vd_integrations.core.filters import (
+    FilterLike,
+    and_exprs,
+    ids_expr,
+    refuse_delete_of_everything,
+)
+from vd_integrations.core.ops import EmbedDocuments, Op
+from vd_integrations.core.validation import (
     check_column,
     check_metadata_values,
     check_positive_int,
@@ -24,6 +26,9 @@ from vd_integrations.validation import (
     check_utf8,
     check_vectors,
 )
+from vd_integrations.milvus.reads import ReadOps
+from vd_integrations.milvus.rpc import result_ids
+from vd_integrations.milvus.schema import CollectionLayout
 
 __all__ = ["WriteOps"]
 
@@ -32,7 +37,7 @@ _CLEAR_HINT = "drop() (LangChain) or clear() (LlamaIndex)"
 
 
 class WriteOps(ReadOps):
-    """Writes as operations (generators of steps; see :mod:`vd_integrations.ops`)."""
+    """Writes as operations (generators of steps; see :mod:`vd_integrations.core.ops`)."""
 
     def add(
         self,

@@ -46,10 +46,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from vd_integrations._base_error import VdIntegrationsError
+from vd_integrations.core.base_error import VdIntegrationsError
 
 if TYPE_CHECKING:
-    from vd_integrations.openai_embeddings import OpenAIEmbeddingClient
+    from vd_integrations.embeddings.openai_client import OpenAIEmbeddingClient
 
 __all__ = [
     "DEFAULT_DIM",
@@ -804,9 +804,9 @@ class EmbeddingEndpoint:
     dimensions: int | None = None
 
     def client(self, **kwargs: Any) -> OpenAIEmbeddingClient:
-        """An :class:`~vd_integrations.openai_embeddings.OpenAIEmbeddingClient` for this
+        """An :class:`~vd_integrations.embeddings.openai_client.OpenAIEmbeddingClient` for this
         endpoint; ``kwargs`` override its settings."""
-        from vd_integrations.openai_embeddings import OpenAIEmbeddingClient
+        from vd_integrations.embeddings.openai_client import OpenAIEmbeddingClient
 
         kwargs.setdefault("base_url", self.base_url)
         kwargs.setdefault("api_key", self.api_key)
@@ -842,7 +842,7 @@ def embedding_endpoint(
             dimensions=None if dim == DEFAULT_DIM else dim,
         )
         return
-    from vd_integrations.openai_embeddings import OFFLINE_API_KEY
+    from vd_integrations.embeddings.openai_client import OFFLINE_API_KEY
 
     with OfflineEmbeddingServer(latency=latency, dim=dim) as server:
         yield EmbeddingEndpoint(server.base_url, OFFLINE_API_KEY, server, offline=True)

@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from vd_integrations.scoring import normalize_metric
+from vd_integrations.core.scoring import normalize_metric
 
 __all__ = ["maximal_marginal_relevance", "similarity_matrix"]
 

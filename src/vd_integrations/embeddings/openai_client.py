@@ -2,7 +2,7 @@
 
 Both twins share the pure pieces below: input checks, batch planning (at most
 ``batch_size`` inputs and about ``max_batch_tokens`` tokens per request), request
-building, response parsing and retry decisions (:mod:`vd_integrations.retry`). The I/O
+building, response parsing and retry decisions (:mod:`vd_integrations.core.retry`). The I/O
 shells only send requests: sync sequentially, async concurrently under one
 ``asyncio.Semaphore(max_concurrency)`` per event loop shared by every call on the client.
 The SDK's own retries are disabled (``max_retries=0``) so that our policy governs.
@@ -21,10 +21,10 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from vd_integrations.coalesce import Coalescer, CoalescingSettings
-from vd_integrations.errors import InvalidInputError, error_chain
-from vd_integrations.loops import PerLoop
-from vd_integrations.retry import (
+from vd_integrations.core.coalesce import Coalescer, CoalescingSettings
+from vd_integrations.core.errors import InvalidInputError, error_chain
+from vd_integrations.core.loops import PerLoop
+from vd_integrations.core.retry import (
     RetryError,
     RetrySettings,
     acall_with_retry,

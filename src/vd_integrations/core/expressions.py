@@ -16,7 +16,7 @@ cannot be sure of is refused, never passed on.
 
 from __future__ import annotations
 
-from vd_integrations.errors import InvalidFilterExpressionError
+from vd_integrations.core.errors import InvalidFilterExpressionError
 
 __all__ = ["check_raw_expression", "is_literal_true"]
 

@@ -2,7 +2,7 @@
 
 Light modules (``retry``, ``loops``, the offline embeddings server) derive their errors
 from it without importing ``vd`` (which imports every backend). Import it as
-``vd_integrations.VdIntegrationsError`` or from :mod:`vd_integrations.errors`.
+``vd_integrations.VdIntegrationsError`` or from :mod:`vd_integrations.core.errors`.
 """
 
 from __future__ import annotations
@@ -19,4 +19,4 @@ class VdIntegrationsError(Exception):
 
 
 # its public home (repr, tracebacks, pickling)
-VdIntegrationsError.__module__ = "vd_integrations.errors"
+VdIntegrationsError.__module__ = "vd_integrations.core.errors"

@@ -36,7 +36,7 @@ Whole means one part: a caller whose operation spans several parts (e.g. more ro
 one request takes) may be cancelled between them, leaving the earlier parts written.
 
 One :class:`Coalescer` belongs to one event loop (futures are bound to their loop);
-engines keep one per loop with :class:`vd_integrations.loops.PerLoop`.
+engines keep one per loop with :class:`vd_integrations.core.loops.PerLoop`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Input validation shared by every engine: run before anything is written.
 
-Every check raises :class:`~vd_integrations.errors.InvalidInputError` (a ``ValueError``)
+Every check raises :class:`~vd_integrations.core.errors.InvalidInputError` (a ``ValueError``)
 whose message names the offending argument or item and says how to fix it.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import Any
 
-from vd_integrations.errors import InvalidInputError
+from vd_integrations.core.errors import InvalidInputError
 
 __all__ = [
     "FLOAT32_MAX",

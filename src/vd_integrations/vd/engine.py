@@ -40,12 +40,11 @@ from typing import Any, TypeVar
 import vd
 from vd.util import get_backend
 
-from vd_integrations.errors import InvalidInputError, StoreClosedError
-from vd_integrations.filters import refuse_delete_of_everything
-from vd_integrations.loops import PerLoop, SingleFlight
-from vd_integrations.milvus.schema import Record
-from vd_integrations.mmr import maximal_marginal_relevance
-from vd_integrations.ops import (
+from vd_integrations.core.errors import InvalidInputError, StoreClosedError
+from vd_integrations.core.filters import refuse_delete_of_everything
+from vd_integrations.core.loops import PerLoop, SingleFlight
+from vd_integrations.core.mmr import maximal_marginal_relevance
+from vd_integrations.core.ops import (
     Embedder,
     EmbedDocuments,
     EmbedQuery,
@@ -57,7 +56,7 @@ from vd_integrations.ops import (
     embed_sync,
     require_embedder,
 )
-from vd_integrations.validation import (
+from vd_integrations.core.validation import (
     as_float_list,
     check_column,
     check_id_list,
@@ -72,6 +71,7 @@ from vd_integrations.validation import (
     check_vectors,
     parameter_names,
 )
+from vd_integrations.milvus.schema import Record
 
 __all__ = ["VdCall", "VdEngine", "VdFilter", "check_connect_kwargs", "check_filter"]
 

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, Generic, TypeVar
 
-from vd_integrations._base_error import VdIntegrationsError
+from vd_integrations.core.base_error import VdIntegrationsError
 
 T = TypeVar("T")
 

@@ -13,8 +13,8 @@ each also keeps its standard base, so ``except ValueError`` (or ``RuntimeError``
     ├── StoreClosedError              (RuntimeError)  used after close() / aclose()
     ├── OperationTimeoutError         (TimeoutError)  a call's timeout= ran out
     ├── ServerUnreachableError        (ConnectionError) nothing answers at the URI
-    ├── RetryError                    (RuntimeError)  vd_integrations.retry
-    └── UnsupportedEventLoopError     (RuntimeError)  vd_integrations.loops (e.g. trio)
+    ├── RetryError                    (RuntimeError)  vd_integrations.core.retry
+    └── UnsupportedEventLoopError     (RuntimeError)  vd_integrations.core.loops (e.g. trio)
 
 Some checks of plain Python arguments raise ``TypeError`` / ``ValueError`` directly, and a
 dict filter the ``vd`` library itself rejects raises ``vd.UnsupportedFilterError``; catch
@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 import vd
 
-from vd_integrations._base_error import VdIntegrationsError
+from vd_integrations.core.base_error import VdIntegrationsError
 
 __all__ = [
     "CollectionNotFoundError",

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TypeVar
 
-from vd_integrations._base_error import VdIntegrationsError
+from vd_integrations.core.base_error import VdIntegrationsError
 
 __all__ = [
     "RetryError",

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Generator, Hashable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from vd_integrations.errors import InvalidInputError
+from vd_integrations.core.errors import InvalidInputError
 
 __all__ = [
     "Background",

@@ -4,7 +4,7 @@ Sync calls carry a :class:`Deadline` down to every lock wait and RPC (each RPC g
 time that is left as its gRPC timeout). Async calls run inside :func:`timeout_scope`
 (``asyncio.timeout``, or the ``async-timeout`` backport on Python 3.10), which also
 bounds waits for shared setup, the connection and coalesced batches; both raise
-:class:`~vd_integrations.errors.OperationTimeoutError` (a ``TimeoutError``).
+:class:`~vd_integrations.core.errors.OperationTimeoutError` (a ``TimeoutError``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from vd_integrations.errors import OperationTimeoutError
+from vd_integrations.core.errors import OperationTimeoutError
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout as _asyncio_timeout

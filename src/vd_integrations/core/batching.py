@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from vd_integrations.validation import all_floats
+from vd_integrations.core.validation import all_floats
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

@@ -69,8 +69,8 @@ from typing import Any, Literal
 
 from vd.filters import FIELD_OPERATORS, LOGICAL_OPERATORS
 
-from vd_integrations.errors import InvalidInputError, UnsupportedFilterError
-from vd_integrations.expressions import check_raw_expression, is_literal_true
+from vd_integrations.core.errors import InvalidInputError, UnsupportedFilterError
+from vd_integrations.core.expressions import check_raw_expression, is_literal_true
 
 __all__ = [
     "FieldRef",
@@ -405,7 +405,7 @@ def combine(op: Literal["and", "or"], parts: Iterable[str]) -> str:
 
 def _join(op: str, exprs: Sequence[str | None]) -> str | None:
     # Each part is checked alone first: wrapping "a) or (b" in parentheses would make it
-    # valid and change its meaning (see vd_integrations.expressions).
+    # valid and change its meaning (see vd_integrations.core.expressions).
     kept = [check_raw_expression(e) for e in exprs if e is not None and e.strip()]
     if not kept:
         return None

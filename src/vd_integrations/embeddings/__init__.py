@@ -1,0 +1,1 @@
+"""Embedding clients of the integrations: the OpenAI-compatible async client and its batching."""

@@ -1,0 +1,1 @@
+"""The generic backend: every operation over any ``vd`` backend (``memory`` by default)."""
