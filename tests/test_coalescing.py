@@ -66,14 +66,48 @@ async def test_keys_are_batched_separately_and_size_is_capped():
     assert sorted(map(sorted, run.batches)) == [[0, 2, 4, 6], [1, 3, 5, 7], [8], [9]]
 
 
-async def test_calls_arriving_during_a_batch_form_the_next_one():
-    coalescer, run = Coalescer(), Recorder(delay=0.05)
+async def test_calls_arriving_during_a_batch_are_not_held_back_behind_it():
+    """A free slot means the next loop turn: a batch in flight never delays later callers."""
+    coalescer, run = Coalescer(), Recorder(delay=0.5)
     first = asyncio.ensure_future(coalescer.submit("k", 0, run))
-    await asyncio.sleep(0.01)  # batch [0] is in flight
+    await asyncio.sleep(0.01)  # batch [0] is in flight, for a long while
     later = [asyncio.ensure_future(coalescer.submit("k", i, run)) for i in range(1, 30)]
-    await asyncio.sleep(0)
+    for _ in range(3):  # the flush callback, the batch task
+        await asyncio.sleep(0)
+    assert run.batches == [[0], list(range(1, 30))]  # sent while [0] is still in flight
+    assert not first.done()
     await asyncio.gather(first, *later)
-    assert run.batches == [[0], list(range(1, 30))]
+
+
+async def test_with_every_slot_taken_calls_queue_into_one_batch():
+    """``max_in_flight`` batches in flight: later callers wait together for the first free slot."""
+    gates = [asyncio.Event() for _ in range(3)]
+    batches: list[list[int]] = []
+
+    async def run(parts: list[int]) -> list[int]:
+        batches.append(list(parts))
+        index = len(batches) - 1
+        if index < len(gates):
+            await gates[index].wait()
+        return [p * 10 for p in parts]
+
+    coalescer = Coalescer(CoalescingSettings(max_in_flight=2))
+    tasks = [asyncio.ensure_future(coalescer.submit("k", 0, run))]
+    await asyncio.sleep(0.01)
+    tasks.append(asyncio.ensure_future(coalescer.submit("k", 1, run)))
+    await asyncio.sleep(0.01)
+    assert batches == [[0], [1]]  # two slots, two batches in flight
+    tasks += [asyncio.ensure_future(coalescer.submit("k", i, run)) for i in range(2, 6)]
+    await asyncio.sleep(0.01)
+    tasks.append(asyncio.ensure_future(coalescer.submit("k", 6, run)))
+    await asyncio.sleep(0.01)
+    assert batches == [[0], [1]]  # no slot: 2..6 wait, arriving at different times
+    gates[1].set()  # the second batch returns first: its slot goes to the queue
+    await asyncio.sleep(0.01)
+    assert batches == [[0], [1], [2, 3, 4, 5, 6]]
+    for gate in gates:
+        gate.set()
+    assert await asyncio.gather(*tasks) == [i * 10 for i in range(7)]
 
 
 async def test_each_caller_gets_its_own_error():

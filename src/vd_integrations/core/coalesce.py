@@ -7,11 +7,15 @@ and hands every caller exactly its own result or its own exception.
 
 When to send (group commit, like a database's log writer):
 
-- a key with nothing in flight sends on the next turn of the event loop, so a lone
-  call waits one loop iteration (microseconds), or ``window`` seconds if one is set;
-- while a batch is in flight, new calls for that key queue up and go together as soon
-  as it finishes, or at once when they reach ``max_batch`` (up to ``max_in_flight``
-  batches per key run at the same time).
+- calls for a key go out on the next turn of the event loop (or after ``window`` seconds
+  if one is set) as one batch, as long as fewer than ``max_in_flight`` batches of that key
+  are in flight: a lone call waits one loop iteration (microseconds), and a call arriving
+  while a batch is in flight is not held back behind it;
+- once ``max_in_flight`` batches are in flight, new calls queue up and go together as the
+  next slot frees, or as soon as they reach ``max_batch``. Under load that is where the
+  savings come from: about ``max_in_flight`` requests per round trip, whatever the number
+  of callers, and a queued call waits for the first of the slots to free, not for the
+  whole batch ahead of it.
 
 Rules every caller can rely on:
 
@@ -110,8 +114,6 @@ class _KeyState:
     #: Full batches waiting for an in-flight slot.
     sealed: list[_Pending] = field(default_factory=list)
     in_flight: int = 0
-    #: The last batch was sent because it was full: more of the same burst may follow.
-    bursting: bool = False
 
     @property
     def idle(self) -> bool:
@@ -141,7 +143,7 @@ class Coalescer(Generic[P, R]):
         if state is None:
             state = self._keys[key] = _KeyState(key)
         if state.pending is not None and state.pending.size + size > self.settings.max_batch:
-            self._seal(state, bursting=True)
+            self._seal(state)
         if state.pending is None:
             state.pending = _Pending(run)
         pending = state.pending
@@ -150,11 +152,8 @@ class Coalescer(Generic[P, R]):
         pending.futures.append(future)
         pending.size += size
         if pending.size >= self.settings.max_batch:
-            self._seal(state, bursting=True)
-        elif pending.timer is None and (
-            state.in_flight == 0
-            or (state.bursting and state.in_flight < self.settings.max_in_flight)
-        ):
+            self._seal(state)
+        elif pending.timer is None and self._has_slot(state):
             delay = self.settings.window
             pending.timer = (
                 loop.call_later(delay, self._on_timer, key, pending)
@@ -163,18 +162,24 @@ class Coalescer(Generic[P, R]):
             )
         return await future
 
+    def _has_slot(self, state: _KeyState) -> bool:
+        return state.in_flight + len(state.sealed) < self.settings.max_in_flight
+
     def _on_timer(self, key: Hashable, pending: _Pending) -> None:
         state = self._keys.get(key)
         if state is not None and state.pending is pending:
             pending.timer = None
-            self._seal(state, bursting=False)
+            if self._has_slot(state):
+                self._seal(state)
+            # else: every slot filled up meanwhile; the batch keeps taking callers and goes
+            # when a slot frees (_after_batch)
             self._forget_if_idle(state)  # every caller of the batch was cancelled
 
     def _forget_if_idle(self, state: _KeyState) -> None:
         if state.idle and self._keys.get(state.key) is state:
             del self._keys[state.key]
 
-    def _seal(self, state: _KeyState, *, bursting: bool) -> None:
+    def _seal(self, state: _KeyState) -> None:
         """Close the pending batch to new callers; send it now or when a slot frees."""
         pending, state.pending = state.pending, None
         if pending is None:
@@ -182,7 +187,6 @@ class Coalescer(Generic[P, R]):
         if pending.timer is not None:
             pending.timer.cancel()
             pending.timer = None
-        state.bursting = bursting
         state.sealed.append(pending)
         self._start_sealed(state)
 
@@ -234,10 +238,9 @@ class Coalescer(Generic[P, R]):
             self._after_batch(state)
 
     def _after_batch(self, state: _KeyState) -> None:
-        if state.sealed:
-            self._start_sealed(state)
-        elif state.pending is not None and state.pending.timer is None:
-            self._seal(state, bursting=False)  # callers who queued behind the batch: go
+        self._start_sealed(state)
+        if state.pending is not None and state.pending.timer is None and self._has_slot(state):
+            self._seal(state)  # callers who queued while every slot was taken: go
         self._forget_if_idle(state)
 
     @property
