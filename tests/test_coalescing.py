@@ -675,3 +675,16 @@ def test_delete_matching_looks_up_keys_page_by_page(milvus_uri, collection_name)
     ]
     assert engine.run(engine.delete_matching("n < 7")) == 0
     store.close()
+
+
+async def test_serial_keys_keep_one_batch_in_flight():
+    """Writes the backend performs one at a time: one batch, the rest wait together."""
+    coalescer, run = Coalescer(), Recorder(delay=0.05)
+    first = asyncio.ensure_future(coalescer.submit("w", 0, run, serial=True))
+    await asyncio.sleep(0.01)
+    later = []
+    for i in range(1, 6):
+        later.append(asyncio.ensure_future(coalescer.submit("w", i, run, serial=True)))
+        await asyncio.sleep(0.002)  # arriving at different times
+    await asyncio.gather(first, *later)
+    assert run.batches == [[0], [1, 2, 3, 4, 5]]

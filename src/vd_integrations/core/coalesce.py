@@ -114,6 +114,8 @@ class _KeyState:
     #: Full batches waiting for an in-flight slot.
     sealed: list[_Pending] = field(default_factory=list)
     in_flight: int = 0
+    #: Batches of this key that may run at once.
+    max_in_flight: int = 1
 
     @property
     def idle(self) -> bool:
@@ -130,18 +132,25 @@ class Coalescer(Generic[P, R]):
         #: Merged calls sent so far (for tests and benchmarks).
         self.batches = 0
 
-    async def submit(self, key: Hashable, part: P, run: Run, size: int = 1) -> R:
+    async def submit(
+        self, key: Hashable, part: P, run: Run, size: int = 1, *, serial: bool = False
+    ) -> R:
         """Add ``part`` to the next ``run`` for ``key``; return this part's result.
 
         ``run`` receives the parts of one batch (callers sharing a key must pass
         equivalent ``run`` functions); ``size`` counts the items ``part`` carries.
+        ``serial`` (decided by a key's first caller) means the backend performs these
+        batches one at a time anyway (Milvus Lite's writes): one batch in flight, and
+        everything arriving meanwhile goes in the next, instead of several smaller batches
+        that would only queue behind each other.
         """
         if not self.settings.enabled:
             return _unwrap((await run([part]))[0])
         loop = asyncio.get_running_loop()
         state = self._keys.get(key)
         if state is None:
-            state = self._keys[key] = _KeyState(key)
+            limit = 1 if serial else self.settings.max_in_flight
+            state = self._keys[key] = _KeyState(key, max_in_flight=limit)
         if state.pending is not None and state.pending.size + size > self.settings.max_batch:
             self._seal(state)
         if state.pending is None:
@@ -163,7 +172,7 @@ class Coalescer(Generic[P, R]):
         return await future
 
     def _has_slot(self, state: _KeyState) -> bool:
-        return state.in_flight + len(state.sealed) < self.settings.max_in_flight
+        return state.in_flight + len(state.sealed) < state.max_in_flight
 
     def _on_timer(self, key: Hashable, pending: _Pending) -> None:
         state = self._keys.get(key)
@@ -191,7 +200,7 @@ class Coalescer(Generic[P, R]):
         self._start_sealed(state)
 
     def _start_sealed(self, state: _KeyState) -> None:
-        while state.sealed and state.in_flight < self.settings.max_in_flight:
+        while state.sealed and state.in_flight < state.max_in_flight:
             pending = state.sealed.pop(0)
             live = [
                 (part, future)

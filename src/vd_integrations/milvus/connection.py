@@ -36,7 +36,7 @@ from vd_integrations.milvus import faults
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.lite_writes import collection_write_lock
 from vd_integrations.milvus.reachability import acheck_reachable, check_reachable
-from vd_integrations.milvus.rpc import READS, WRITES, Rpc, client_call, load_kwargs
+from vd_integrations.milvus.rpc import READS, WRITES, Rpc, client_call, is_write, load_kwargs
 
 __all__ = ["CONNECT_TIMEOUT", "DEFAULT_RPC_RETRY", "Connection", "LoopClient"]
 
@@ -284,6 +284,11 @@ class Connection:
     def _operation_name(self, step: Rpc) -> str:
         return f"Milvus {step.method} on collection {self.collection!r}"
 
+    def serialises(self, method: str) -> bool:
+        """Whether RPCs of ``method`` run one at a time here (writes on Milvus Lite, or on a
+        server not asked yet), so concurrent callers gain nothing from overlapping."""
+        return is_write(method) and self._serial_writes is not False
+
     def _writes_one_at_a_time(self, client: Any) -> bool:
         if self._serial_writes is None:
             try:
@@ -338,7 +343,7 @@ class Connection:
             loop_client = self.loops.get()
             method, kwargs = client_call(next(attempts, None) or self._resend_as(step))
             await self.aensure_connected(loop_client)
-            serial = method in WRITES and self._serial_writes is not False
+            serial = self.serialises(method)
             client = loop_client.client
             async with loop_client.rpc_slots:
                 self.rpc_counts[method] += 1

@@ -279,7 +279,10 @@ class MilvusEngine(WriteOps):
         if key is None:
             return await self.connection.acall(step)
         size = coalescing.part_size(step.method, step.kwargs)
-        return await self._async.get().coalescer.submit(key, step, self._arun_merged, size)
+        serial = self.connection.serialises(step.method)
+        return await self._async.get().coalescer.submit(
+            key, step, self._arun_merged, size, serial=serial
+        )
 
     async def _arun_merged(self, steps: list[Rpc]) -> list[Any]:
         """Run ``steps`` as one merged RPC; if Milvus rejects it, each step on its own, so

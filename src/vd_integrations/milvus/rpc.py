@@ -18,6 +18,7 @@ __all__ = [
     "Rpc",
     "Step",
     "client_call",
+    "is_write",
     "load_kwargs",
     "result_ids",
     "with_timeout",
@@ -27,6 +28,11 @@ __all__ = [
 READS = frozenset({"search", "query", "get", "hybrid_search"})
 #: Writes that go one at a time on Milvus Lite (see :mod:`.lite_writes`).
 WRITES = frozenset({"insert", "upsert", "delete"})
+
+
+def is_write(method: str) -> bool:
+    """Whether an :class:`Rpc` of ``method`` writes (``delete_ids`` is sent as a delete)."""
+    return method in WRITES or method == "delete_ids"
 
 
 @dataclass(frozen=True, slots=True)
