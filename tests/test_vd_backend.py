@@ -12,7 +12,7 @@ import pytest
 import vd
 from pymilvus import MilvusClient
 
-from vd_integrations.milvus import vd_backend
+from vd_integrations.milvus import vd_backend, vd_collection
 from vd_integrations.milvus.collection import CollectionSetup
 from vd_integrations.milvus.config import IDLE_KEEPALIVE_OFF
 from vd_integrations.milvus.engine import MilvusEngine
@@ -174,7 +174,7 @@ async def test_embedder_and_tuple_inputs(milvus_uri: str, collection_name: str) 
 async def test_keys_paginate(
     client: MilvusAsyncClient, collection_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(vd_backend, "_KEYS_PAGE", 7)
+    monkeypatch.setattr(vd_collection, "_KEYS_PAGE", 7)
     col = await client.create_collection(collection_name, dimension=2)
     ids = [f"k{random.random()}" for _ in range(40)]
     await col.add_documents([vd.Document(id=i, vector=[1.0, 0.5]) for i in ids], batch_size=9)
@@ -231,7 +231,7 @@ async def test_filters_server_side_match_memory(
         raise AssertionError("filter evaluated client-side")
 
     expected = {h["id"] for h in memory_collection.search([1.0, 1.0, 1.0, 1.0], filter=flt)}
-    monkeypatch.setattr(vd_backend, "matches_filter", no_client_filtering)
+    monkeypatch.setattr(vd_collection, "matches_filter", no_client_filtering)
     hits = await collect(filled.search([1.0, 1.0, 1.0, 1.0], limit=10, filter=flt))
     assert {h["id"] for h in hits} == expected
     # limit applies after filtering (server-side: no over-fetch needed)

@@ -25,9 +25,9 @@ from langchain_core.embeddings import Embeddings
 from langchain_vd._base import EngineVectorStore
 from vd_integrations.core.ops import Op
 from vd_integrations.core.validation import parameter_names
-from vd_integrations.milvus.hybrid import vd_hybrid_search, vd_text_search
 from vd_integrations.milvus.schema import Record
 from vd_integrations.vd.engine import VdEngine, check_connect_kwargs
+from vd_integrations.vd.hybrid import vd_hybrid_search, vd_text_search
 
 __all__ = ["VDVectorStore"]
 

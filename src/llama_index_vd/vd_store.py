@@ -47,8 +47,8 @@ from vd_integrations.core.errors import InvalidInputError
 from vd_integrations.core.filters import refuse_delete_of_everything
 from vd_integrations.core.ops import Op
 from vd_integrations.core.validation import parameter_names
-from vd_integrations.milvus.hybrid import vd_hybrid_search, vd_text_search
 from vd_integrations.vd.engine import VdEngine, check_connect_kwargs
+from vd_integrations.vd.hybrid import vd_hybrid_search, vd_text_search
 
 __all__ = ["VDVectorStore"]
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from vd_integrations.core.errors import MilvusOperationError
 from vd_integrations.core.ops import Background, Exclusive, Op, Sleep
-from vd_integrations.milvus import faults, hybrid
+from vd_integrations.milvus import faults
+from vd_integrations.milvus.hybrid import full_text_support_problem
 from vd_integrations.milvus.rpc import Rpc
 from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec
 
@@ -116,7 +117,7 @@ class CollectionSetup:
     def create(self, dim: int) -> Op[CollectionLayout]:
         spec = self.spec
         if spec.sparse is not None:  # a clear error on servers without BM25 / sparse fields
-            yield from hybrid.check_server(self.rpc, spec.name, spec.sparse)
+            yield from self._check_sparse_support(spec.sparse.bm25)
         try:
             yield self.rpc("create_collection", **spec.create_kwargs(dim))
         except Exception as exc:
@@ -136,6 +137,21 @@ class CollectionSetup:
         self.load_pending = True
         yield Background(self.finish_load(), key="load")
         return layout
+
+    def _check_sparse_support(self, bm25: bool) -> Op[None]:
+        """Refuse, before creating the collection, a server that lacks BM25 (``bm25``) or
+        sparse vector fields."""
+        try:
+            version = yield self.rpc("get_server_version")
+        except Exception:  # an unknown server or proxy: creation itself will tell
+            return
+        problem = full_text_support_problem(str(version), bm25=bm25)
+        if problem:
+            raise MilvusOperationError(
+                f"Cannot create collection {self.spec.name!r} with a sparse field: {problem}. "
+                f"Use a newer Milvus (or Milvus Lite 3.x: pip install 'milvus-lite>=3'), or a "
+                f"store without builtin_function / enable_sparse for dense search only."
+            )
 
     def finish_load(self) -> Op[None]:
         """Load the collection :meth:`_create` made (a no-op once done). A failure is

@@ -13,7 +13,8 @@ calls; :meth:`MilvusEngine.arun` awaits the same steps on the running loop's own
 
 - :mod:`.connection`: clients per loop, retries, deadlines, Milvus Lite's one writer;
 - :mod:`.collection`: describe, create, index, load, drop;
-- :mod:`.reads` and :mod:`.writes`: the data operations (this class inherits them);
+- :mod:`.reads`, :mod:`.writes` and :mod:`.hybrid_ops`: the data operations (this class
+  inherits them);
 - :mod:`.rpc`: the step and how it maps to a client call.
 """
 
@@ -48,6 +49,7 @@ from vd_integrations.embeddings.batching import QueryEmbeddingCache, batches_que
 from vd_integrations.milvus import coalescing, faults, log_filters
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.connection import DEFAULT_RPC_RETRY, Connection
+from vd_integrations.milvus.hybrid_ops import HybridOps
 from vd_integrations.milvus.rpc import Rpc, Step, with_timeout
 from vd_integrations.milvus.schema import CollectionSpec
 from vd_integrations.milvus.writes import WriteOps
@@ -81,7 +83,7 @@ class _LoopResources:
     setup_tasks: SingleFlight = field(default_factory=SingleFlight)
 
 
-class MilvusEngine(WriteOps):
+class MilvusEngine(WriteOps, HybridOps):
     """One Milvus collection, reachable through a sync client and one async client per loop.
 
     Framework-free: the LangChain and LlamaIndex stores are thin adapters over it.

@@ -1,21 +1,21 @@
-"""Hybrid (dense + BM25) and full-text search for the Milvus engine, written once.
+"""Hybrid (dense + BM25) and full-text search for Milvus as pure code: requests and hits.
 
 Milvus 2.5+ and Milvus Lite 3.x compute BM25 server side: a built-in function turns an
 analyzed VARCHAR field into a sparse vector, and ``hybrid_search`` fuses one dense and
-one sparse search with an RRF or weighted ranker. This module holds every piece of
-that, pure or as engine operations (generators of steps, driven sync by
-``MilvusEngine.run`` and natively async by ``MilvusEngine.arun``):
+one sparse search with an RRF or weighted ranker. This module holds what is pure in that
+(no I/O, no engine); the operations that send the requests are
+:class:`~vd_integrations.milvus.hybrid_ops.HybridOps` (methods of ``MilvusEngine``), and
+the generic vd stores' fallback is :mod:`vd_integrations.vd.hybrid`:
 
-- :class:`SparseSpec` -- the schema addition: the analyzed text field's options, the
-  sparse field, the BM25 function (or none, for sparse vectors the caller computes)
-  and the sparse index;
-- :class:`Ranker` / :func:`make_ranker` -- ``"rrf"`` (``k``) or ``"weighted"``
-  (``weights`` or ``alpha``), validated before any I/O;
-- :func:`hybrid_search` -- a dense leg and a sparse leg, each with its own limit and
-  the same filter, fused by Milvus; :func:`sparse_search` -- full-text (BM25-only);
+- :class:`SparseSpec` -- the schema addition (see :mod:`.sparse`), and
+  :func:`sparse_spec_from_builtin` to read one from a ``BM25BuiltInFunction``;
+- :class:`Ranker` / :func:`make_ranker` (from :mod:`.rankers`) -- ``"rrf"`` (``k``) or
+  ``"weighted"`` (``weights`` or ``alpha``), validated before any I/O;
+- :func:`fetch_sizes`, :func:`hybrid_request`, :func:`sparse_request` -- the requests of
+  a hybrid search (a dense and a sparse leg, each with its own limit and the same filter)
+  and of a full-text (sparse-only) search; :func:`parse_hits` -- their hits as records;
 - :func:`with_sparse_vectors` -- adds caller-computed sparse vectors to written rows;
-- :func:`vd_hybrid_search` / :func:`vd_text_search` -- the generic stores' fallback
-  (vd's client-side BM25 + reciprocal rank fusion) over a ``VdEngine``.
+- :func:`full_text_support_problem` -- whether a server version has BM25 / sparse fields.
 
 Scores are "higher is better" everywhere: a hybrid hit carries the ranker's fused score
 (RRF: ``sum(1 / (k + rank))``; weighted: the weighted sum of each leg's normalised
@@ -30,42 +30,17 @@ import dataclasses
 import math
 import numbers
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from pymilvus import AnnSearchRequest, FunctionType
 
-from vd_integrations.core.errors import InvalidInputError, MilvusOperationError
-from vd_integrations.core.filters import FilterLike
-from vd_integrations.core.ops import EmbedQuery, Op
-from vd_integrations.core.validation import (
-    FLOAT32_MAX,
-    check_positive_int,
-    check_vectors,
-    fits_float32,
-)
-from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
+from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.ops import Op
+from vd_integrations.core.validation import FLOAT32_MAX, check_positive_int, fits_float32
+from vd_integrations.milvus.rankers import DEFAULT_RRF_K, MAX_TOPK, Ranker, make_ranker
+from vd_integrations.milvus.schema import CollectionLayout, Record
 from vd_integrations.milvus.sparse import SparseSpec
-
-if TYPE_CHECKING:
-    from vd_integrations.vd.engine import VdEngine
-
-
-class SearchEngine(Protocol):
-    """What the hybrid and full-text searches need of a Milvus engine
-    (:class:`~vd_integrations.milvus.reads.ReadOps` provides it)."""
-
-    spec: CollectionSpec
-
-    def ready(
-        self, dim: int | None = None, *, loaded: bool = False
-    ) -> Op[CollectionLayout | None]: ...
-    def compile_filter(self, filter: FilterLike, layout: CollectionLayout | None = None) -> str: ...
-    def rpc(self, method: str, **kwargs: Any) -> Any: ...
-    def partition_kwargs(self, *, single: bool = False) -> dict[str, Any]: ...
-    def map_error(self, exc: Exception, step: Any) -> Exception: ...
-
 
 __all__ = [
     "DEFAULT_RRF_K",
@@ -73,31 +48,25 @@ __all__ = [
     "Ranker",
     "SparseSpec",
     "bm25_score",
+    "check_query",
     "check_sparse_vector",
+    "check_topk",
     "default_fetch_k",
+    "dense_params",
+    "fetch_sizes",
     "full_text_support_problem",
-    "hybrid_search",
+    "hybrid_request",
     "make_ranker",
-    "sparse_search",
+    "parse_hits",
+    "require_sparse",
+    "sparse_params",
+    "sparse_query_data",
+    "sparse_request",
     "sparse_spec_from_builtin",
-    "vd_hybrid_search",
-    "vd_text_search",
     "with_sparse_vectors",
 ]
 
 T = TypeVar("T")
-
-DEFAULT_RRF_K = 60
-#: Milvus' largest ``limit`` (topk) for one search leg.
-MAX_TOPK = 16_384
-_RANKER_NAMES = {
-    "rrf": "rrf",
-    "rrfranker": "rrf",
-    "weighted": "weighted",
-    "weightedranker": "weighted",
-}
-_RANKER_KEYS = {"rrf": {"k"}, "weighted": {"weights", "alpha", "norm_score"}}
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def default_fetch_k(k: int) -> int:
@@ -107,7 +76,7 @@ def default_fetch_k(k: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Schema: the analyzed text field, the sparse field, the BM25 function and the sparse index
+# Schema: the sparse side read from a BM25 built-in function
 # --------------------------------------------------------------------------------------------
 
 
@@ -150,154 +119,30 @@ def _as_list(value: Any) -> list[Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Rankers
+# Requests: validation, the legs' parameters and the request arguments
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Ranker:
-    """How the two legs are fused: ``rrf`` (constant ``k``) or ``weighted`` (``weights``
-    for the dense and the sparse leg, each leg's scores normalised when ``norm_score``).
-    ``native`` carries a pymilvus ranker object passed as is."""
-
-    kind: str = "rrf"
-    k: int = DEFAULT_RRF_K
-    weights: tuple[float, float] = (0.5, 0.5)
-    norm_score: bool = True
-    native: Any = None
-
-    def to_pymilvus(self) -> Any:
-        """The pymilvus ranker for ``hybrid_search``."""
-        if self.native is not None:
-            return self.native
-        from pymilvus import RRFRanker, WeightedRanker
-
-        if self.kind == "rrf":
-            return RRFRanker(self.k)
-        return WeightedRanker(*self.weights, norm_score=self.norm_score)
+def fetch_sizes(k: int, dense_k: int | None, sparse_k: int | None) -> tuple[int, int]:
+    """``(dense_k, sparse_k)``: the candidates each leg fetches, checked, or
+    :func:`default_fetch_k` of ``k`` (checked too) when not given."""
+    check_positive_int(k)
+    dense_k = default_fetch_k(k) if dense_k is None else check_positive_int(dense_k, "dense_k")
+    sparse_k = default_fetch_k(k) if sparse_k is None else check_positive_int(sparse_k, "sparse_k")
+    return dense_k, sparse_k
 
 
-def make_ranker(
-    ranker: Any = "rrf",
-    params: Mapping[str, Any] | None = None,
-    *,
-    alpha: float | None = None,
-    ranker_arg: str = "ranker",
-    params_arg: str = "ranker_params",
-) -> Ranker:
-    """Validate a ranker choice into a :class:`Ranker`; :class:`InvalidInputError` (a
-    ``ValueError``) naming the bad parameter and how to fix it otherwise.
-
-    ``ranker``: ``"rrf"`` / ``"weighted"`` (LlamaIndex's ``"RRFRanker"`` /
-    ``"WeightedRanker"`` too), a :class:`Ranker`, or a pymilvus ranker object.
-    ``params``: ``{"k": 60}`` for RRF; ``{"weights": [dense, sparse]}`` or
-    ``{"alpha": a}`` (weights ``[a, 1 - a]``), optionally ``"norm_score"``, for weighted.
-    ``alpha`` (a per-query override, as LlamaIndex's ``VectorStoreQuery.alpha``) selects
-    weighted fusion with weights ``[alpha, 1 - alpha]``.
-    """
-    if isinstance(ranker, Ranker):
-        if params:
-            raise InvalidInputError(f"{params_arg} cannot be combined with a Ranker object.")
-        base = ranker
-    elif ranker is not None and not isinstance(ranker, str):
-        if not (hasattr(ranker, "dict") or hasattr(ranker, "function_type")):
-            raise InvalidInputError(
-                f"{ranker_arg} must be 'rrf' or 'weighted' (or a pymilvus ranker), got {ranker!r}."
-            )
-        if params:
-            raise InvalidInputError(
-                f"{params_arg} cannot be combined with a pymilvus ranker object; configure "
-                f"the object itself."
-            )
-        base = Ranker(kind="native", native=ranker)
-    else:
-        base = _ranker_from_name(ranker, params, ranker_arg, params_arg)
-    if alpha is None:
-        return base
-    weight = _unit_float(alpha, "alpha", "e.g. alpha=0.5 weighs both legs equally")
-    return Ranker(kind="weighted", weights=(weight, 1.0 - weight), norm_score=base.norm_score)
+def check_topk(**limits: int) -> None:
+    """Refuse any of ``limits`` (name -> value) above Milvus' topk limit."""
+    for name, value in limits.items():
+        if value > MAX_TOPK:
+            raise InvalidInputError(f"{name} must be at most {MAX_TOPK} (Milvus' topk limit).")
 
 
-def _ranker_from_name(
-    name: Any, params: Mapping[str, Any] | None, ranker_arg: str, params_arg: str
-) -> Ranker:
-    kind = _RANKER_NAMES.get(str(name).strip().lower()) if isinstance(name, str) else None
-    if kind is None:
-        raise InvalidInputError(
-            f"{ranker_arg} must be 'rrf' (reciprocal rank fusion) or 'weighted' (weighted "
-            f"scores), got {name!r}."
-        )
-    if params is None:
-        params = {}
-    if not isinstance(params, Mapping):
-        raise InvalidInputError(
-            f"{params_arg} must be a dict, e.g. {{'k': 60}} for 'rrf' or {{'weights': [0.7, "
-            f"0.3]}} for 'weighted'; got {params!r}."
-        )
-    unknown = sorted(set(params) - _RANKER_KEYS[kind])
-    if unknown:
-        hint = (
-            f"; weights/alpha need {ranker_arg}='weighted'"
-            if kind == "rrf" and set(unknown) & {"weights", "alpha"}
-            else f"; k needs {ranker_arg}='rrf'"
-            if kind == "weighted" and "k" in unknown
-            else ""
-        )
-        raise InvalidInputError(
-            f"{params_arg} has unknown key(s) {unknown} for {ranker_arg}={kind!r}, which "
-            f"accepts {sorted(_RANKER_KEYS[kind])}{hint}."
-        )
-    if kind == "rrf":
-        k = params.get("k", DEFAULT_RRF_K)
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 < k < MAX_TOPK:
-            raise InvalidInputError(
-                f"{params_arg}['k'] (the RRF smoothing constant) must be an integer in "
-                f"[1, {MAX_TOPK - 1}], got {k!r}; 60 is the usual value."
-            )
-        return Ranker(kind="rrf", k=k)
-    norm = params.get("norm_score", True)
-    if not isinstance(norm, bool):
-        raise InvalidInputError(f"{params_arg}['norm_score'] must be True or False, got {norm!r}.")
-    if "weights" in params and "alpha" in params:
-        raise InvalidInputError(
-            f"{params_arg} takes 'weights' or 'alpha', not both (alpha=a means weights [a, 1 - a])."
-        )
-    if "alpha" in params:
-        a = _unit_float(params["alpha"], f"{params_arg}['alpha']", "e.g. 0.5")
-        return Ranker(kind="weighted", weights=(a, 1.0 - a), norm_score=norm)
-    weights = params.get("weights", (0.5, 0.5))
-    if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence) or len(weights) != 2:
-        raise InvalidInputError(
-            f"{params_arg}['weights'] must be two numbers [dense_weight, sparse_weight], got "
-            f"{weights!r}; e.g. {{'weights': [0.7, 0.3]}}."
-        )
-    checked = tuple(
-        _unit_float(w, f"{params_arg}['weights'][{i}]", "Milvus accepts weights in [0, 1]")
-        for i, w in enumerate(weights)
-    )
-    return Ranker(kind="weighted", weights=(checked[0], checked[1]), norm_score=norm)
-
-
-def _unit_float(value: Any, name: str, hint: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Real)
-        or not math.isfinite(float(value))
-        or not 0.0 <= float(value) <= 1.0
-    ):
-        raise InvalidInputError(f"{name} must be a number in [0, 1], got {value!r}; {hint}.")
-    return float(value)
-
-
-# --------------------------------------------------------------------------------------------
-# Pure request building and result parsing
-# --------------------------------------------------------------------------------------------
-
-
-def bm25_score(raw: float) -> float:
-    """A BM25 hit's score, positive and higher-is-better on any server (Milvus Lite 3.x
-    reports it negated)."""
-    return abs(float(raw))
+def check_query(query: Any) -> None:
+    """``query`` must be a ``str`` or None."""
+    if query is not None and not isinstance(query, str):
+        raise InvalidInputError(f"query must be a str, got {type(query).__name__}.")
 
 
 def check_sparse_vector(vector: Any, what: str = "sparse vector") -> dict[int, float]:
@@ -359,9 +204,10 @@ def require_sparse(layout: CollectionLayout) -> str:
     return layout.sparse_field
 
 
-def _sparse_data(
+def sparse_query_data(
     layout: CollectionLayout, query: str | None, sparse_vector: Any
 ) -> str | dict[int, float]:
+    """What the sparse leg sends: the query text (BM25) or the checked sparse query vector."""
     if layout.sparse_bm25:
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError(
@@ -375,6 +221,80 @@ def _sparse_data(
             f"query encoded by your sparse embedding function)."
         )
     return check_sparse_vector(sparse_vector, "sparse query vector")
+
+
+def hybrid_request(
+    layout: CollectionLayout,
+    dense: list[float],
+    sparse: str | dict[int, float],
+    *,
+    k: int,
+    dense_k: int,
+    sparse_k: int,
+    ranker: Ranker,
+    expr: str,
+    search_params: Sequence[Mapping[str, Any] | None] = (),
+    sparse_search_params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The arguments of ``hybrid_search`` (partitions aside): a dense leg of ``dense_k``
+    candidates (``search_params`` merged in order) and a sparse leg of ``sparse_k`` (the
+    text or vector of :func:`sparse_query_data`), both under ``expr``, fused by
+    ``ranker`` into ``k`` hits."""
+    reqs = [
+        AnnSearchRequest(
+            data=[dense],
+            anns_field=layout.vector_field,
+            param=dense_params(layout, *search_params),
+            limit=dense_k,
+            expr=expr or None,
+        ),
+        AnnSearchRequest(
+            data=[sparse],
+            anns_field=require_sparse(layout),
+            param=sparse_params(layout, sparse_search_params),
+            limit=sparse_k,
+            expr=expr or None,
+        ),
+    ]
+    return {
+        "collection_name": layout.name,
+        "reqs": reqs,
+        "ranker": ranker.to_pymilvus(),
+        "limit": k,
+        "output_fields": layout.output_fields(),
+    }
+
+
+def sparse_request(
+    layout: CollectionLayout,
+    sparse: str | dict[int, float],
+    *,
+    k: int,
+    expr: str,
+    search_params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The arguments of the full-text (sparse-only) ``search`` (partitions aside): the
+    ``k`` best matches of ``sparse`` (see :func:`sparse_query_data`) under ``expr``."""
+    return {
+        "collection_name": layout.name,
+        "data": [sparse],
+        "anns_field": require_sparse(layout),
+        "limit": k,
+        "filter": expr,
+        "output_fields": layout.output_fields(),
+        "search_params": sparse_params(layout, search_params),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Results and servers
+# --------------------------------------------------------------------------------------------
+
+
+def bm25_score(raw: float) -> float:
+    """A BM25 hit's score, positive and higher-is-better on any server (Milvus Lite 3.x
+    reports it negated)."""
+    return abs(float(raw))
 
 
 def parse_hits(
@@ -414,131 +334,8 @@ def full_text_support_problem(version: str, *, bm25: bool = True) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------
-# Operations over a MilvusEngine
+# Writes: caller-computed sparse vectors
 # --------------------------------------------------------------------------------------------
-
-
-def check_server(rpc: Callable[..., Any], collection: str, spec: SparseSpec) -> Op[None]:
-    """Refuse, before creating a collection, a server that lacks BM25 / sparse vectors."""
-    try:
-        version = yield rpc("get_server_version")
-    except Exception:  # an unknown server or proxy: creation itself will tell
-        return
-    problem = full_text_support_problem(str(version), bm25=spec.bm25)
-    if problem:
-        raise MilvusOperationError(
-            f"Cannot create collection {collection!r} with a sparse field: {problem}. "
-            f"Use a newer Milvus (or Milvus Lite 3.x: pip install 'milvus-lite>=3'), or a "
-            f"store without builtin_function / enable_sparse for dense search only."
-        )
-
-
-def hybrid_search(
-    engine: SearchEngine,
-    query: str | None = None,
-    *,
-    vector: Sequence[float] | None = None,
-    sparse_vector: Any = None,
-    k: int,
-    dense_k: int | None = None,
-    sparse_k: int | None = None,
-    ranker: Any = "rrf",
-    ranker_params: Mapping[str, Any] | None = None,
-    filter: FilterLike = None,
-    search_params: Mapping[str, Any] | None = None,
-    sparse_search_params: Mapping[str, Any] | None = None,
-) -> Op[list[Record]]:
-    """Dense + sparse search fused by Milvus; ``k`` results, each leg fetching
-    ``dense_k`` / ``sparse_k`` candidates (default :func:`default_fetch_k`) under the same
-    ``filter``. The query is embedded unless ``vector`` is given; the sparse leg sends
-    ``query`` (BM25) or ``sparse_vector`` (user-supplied sparse field)."""
-    check_positive_int(k)
-    dense_k = default_fetch_k(k) if dense_k is None else check_positive_int(dense_k, "dense_k")
-    sparse_k = default_fetch_k(k) if sparse_k is None else check_positive_int(sparse_k, "sparse_k")
-    for name, value in (("k", k), ("dense_k", dense_k), ("sparse_k", sparse_k)):
-        if value > MAX_TOPK:
-            raise InvalidInputError(f"{name} must be at most {MAX_TOPK} (Milvus' topk limit).")
-    fusion = make_ranker(ranker, ranker_params)
-    if query is not None and not isinstance(query, str):
-        raise InvalidInputError(f"query must be a str, got {type(query).__name__}.")
-    if vector is None and query is None:
-        raise InvalidInputError("hybrid_search needs a query string (or a query vector).")
-    layout = yield from engine.ready(loaded=True)
-    if layout is None:
-        engine.compile_filter(filter)
-        return []
-    sparse_field = require_sparse(layout)
-    sparse_data = _sparse_data(layout, query, sparse_vector)
-    if vector is None:
-        assert query is not None  # refused above when both are None
-        vector = yield EmbedQuery(query)
-    (dense,) = check_vectors([vector], dim=layout.dim, what="query vector")
-    expr = engine.compile_filter(filter, layout)
-    reqs = [
-        AnnSearchRequest(
-            data=[dense],
-            anns_field=layout.vector_field,
-            param=dense_params(layout, engine.spec.search_params, search_params),
-            limit=dense_k,
-            expr=expr or None,
-        ),
-        AnnSearchRequest(
-            data=[sparse_data],
-            anns_field=sparse_field,
-            param=sparse_params(layout, sparse_search_params),
-            limit=sparse_k,
-            expr=expr or None,
-        ),
-    ]
-    try:
-        results = yield engine.rpc(
-            "hybrid_search",
-            collection_name=layout.name,
-            reqs=reqs,
-            ranker=fusion.to_pymilvus(),
-            limit=k,
-            output_fields=layout.output_fields(),
-            **engine.partition_kwargs(),
-        )
-    except Exception as exc:  # name the filter in the error, as plain searches do
-        raise engine.map_error(exc, engine.rpc("hybrid_search", filter=expr)) from exc
-    return parse_hits(layout, results[0] if results else [])
-
-
-def sparse_search(
-    engine: SearchEngine,
-    query: str | None = None,
-    *,
-    sparse_vector: Any = None,
-    k: int,
-    filter: FilterLike = None,
-    search_params: Mapping[str, Any] | None = None,
-) -> Op[list[Record]]:
-    """Full-text search: the ``k`` best BM25 matches of ``query`` (or, on a user-supplied
-    sparse field, the ``k`` nearest to ``sparse_vector``), scored higher-is-better."""
-    check_positive_int(k)
-    if k > MAX_TOPK:
-        raise InvalidInputError(f"k must be at most {MAX_TOPK} (Milvus' topk limit).")
-    if query is not None and not isinstance(query, str):
-        raise InvalidInputError(f"query must be a str, got {type(query).__name__}.")
-    layout = yield from engine.ready(loaded=True)
-    if layout is None:
-        engine.compile_filter(filter)
-        return []
-    sparse_field = require_sparse(layout)
-    data = _sparse_data(layout, query, sparse_vector)
-    results = yield engine.rpc(
-        "search",
-        collection_name=layout.name,
-        data=[data],
-        anns_field=sparse_field,
-        limit=k,
-        filter=engine.compile_filter(filter, layout),
-        output_fields=layout.output_fields(),
-        search_params=sparse_params(layout, search_params),
-        **engine.partition_kwargs(),
-    )
-    return parse_hits(layout, results[0] if results else [], bm25=layout.sparse_bm25)
 
 
 def with_sparse_vectors(op: Op[T], field: str, pk_field: str, vectors: Mapping[Any, Any]) -> Op[T]:
@@ -566,107 +363,3 @@ def with_sparse_vectors(op: Op[T], field: str, pk_field: str, vectors: Mapping[A
         return stop.value
     finally:
         op.close()
-
-
-# --------------------------------------------------------------------------------------------
-# Generic vd stores: vd's fallback (client-side BM25 + reciprocal rank fusion)
-# --------------------------------------------------------------------------------------------
-
-
-class _Snapshot:
-    """A read-only vd collection over what an operation already fetched: the dense leg's
-    hits and the documents (matching the filter) for vd's client-side BM25."""
-
-    def __init__(self, dense: list[dict[str, Any]], docs: Sequence[Record]) -> None:
-        self._dense = dense
-        self._docs = {doc.id: doc for doc in docs}
-
-    def search(self, query: Any, *, limit: int, filter: Any = None, **kwargs: Any) -> Any:
-        return iter(self._dense[:limit])
-
-    def __iter__(self) -> Any:
-        return iter(self._docs)
-
-    def __getitem__(self, key: str) -> Record:
-        return self._docs[key]
-
-    def __len__(self) -> int:
-        return len(self._docs)
-
-
-def _vd_result(record: Record) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "text": record.text,
-        "score": record.score,
-        "metadata": record.metadata,
-    }
-
-
-def _vd_record(hit: Mapping[str, Any]) -> Record:
-    return Record(
-        id=str(hit["id"]),
-        text=hit.get("text") or "",
-        metadata=dict(hit.get("metadata") or {}),
-        score=float(hit["score"]),
-    )
-
-
-def vd_hybrid_search(
-    engine: VdEngine,
-    query: str,
-    *,
-    vector: Sequence[float] | None = None,
-    k: int,
-    dense_k: int | None = None,
-    sparse_k: int | None = None,
-    ranker: Any = "rrf",
-    ranker_params: Mapping[str, Any] | None = None,
-    filter: Any = None,
-) -> Op[list[Record]]:
-    """``vd.hybrid_search``'s fallback over any vd backend: the dense leg (``dense_k``),
-    vd's client-side BM25 over the documents matching ``filter`` (``sparse_k``), fused by
-    reciprocal rank fusion; scores are RRF scores. Only ``ranker="rrf"`` is possible."""
-    import vd
-
-    check_positive_int(k)
-    dense_k = default_fetch_k(k) if dense_k is None else check_positive_int(dense_k, "dense_k")
-    sparse_k = default_fetch_k(k) if sparse_k is None else check_positive_int(sparse_k, "sparse_k")
-    fusion = make_ranker(ranker, ranker_params)
-    if fusion.kind != "rrf":
-        raise InvalidInputError(
-            "Generic vd stores fuse with reciprocal rank fusion only (vd's client-side "
-            "fallback); use ranker='rrf' (ranker_params={'k': ...}), or langchain_vd.Milvus "
-            "/ llama_index_vd.MilvusVectorStore for weighted fusion."
-        )
-    if not isinstance(query, str) or not query.strip():
-        raise InvalidInputError("hybrid_search needs a non-empty query string.")
-    if vector is None:
-        vector = yield EmbedQuery(query)
-    dense = (yield from engine.search([vector], k=dense_k, filter=filter))[0]
-    docs = yield from engine.query(filter)
-    snapshot = _Snapshot([_vd_result(r) for r in dense], docs)
-    hits = vd.hybrid_search(
-        snapshot,
-        list(vector),
-        query_text=query,
-        limit=k,
-        filter=None,  # the snapshot holds only matching documents
-        k_dense=dense_k,
-        k_lexical=sparse_k,
-        rrf_k=fusion.k,
-    )
-    return [_vd_record(hit) for hit in hits]
-
-
-def vd_text_search(engine: VdEngine, query: str, *, k: int, filter: Any = None) -> Op[list[Record]]:
-    """Full-text search over any vd backend: vd's client-side BM25 over the documents
-    matching ``filter`` (every matching document is read)."""
-    import vd
-
-    check_positive_int(k)
-    if not isinstance(query, str) or not query.strip():
-        raise InvalidInputError("Full-text search needs a non-empty query string.")
-    docs = yield from engine.query(filter)
-    hits = vd.BM25Index(_Snapshot([], docs)).search(query, limit=k)
-    return [_vd_record(hit) for hit in hits]

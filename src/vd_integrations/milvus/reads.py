@@ -1,5 +1,5 @@
 """Read operations on one Milvus collection: search (nq vectors), search by text, MMR,
-scalar queries, count, and the hybrid / full-text searches of :mod:`.hybrid`."""
+scalar queries and count (the hybrid / full-text searches are :mod:`.hybrid_ops`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ from vd_integrations.core.filters import FilterLike, and_exprs, ids_expr
 from vd_integrations.core.mmr import maximal_marginal_relevance
 from vd_integrations.core.ops import EmbedQuery, Op
 from vd_integrations.core.validation import check_positive_int, check_vectors
-from vd_integrations.milvus import hybrid
 from vd_integrations.milvus.base import EngineBase
 from vd_integrations.milvus.schema import Record
 
@@ -159,58 +158,6 @@ class ReadOps(EngineBase):
         rows = yield self.rpc("query", **kwargs, **self.partition_kwargs())
         pk = layout.primary_field
         return [layout.record_from_entity(row[pk], row) for row in rows]
-
-    def hybrid_search(
-        self,
-        query: str | None = None,
-        *,
-        k: int,
-        vector: Sequence[float] | None = None,
-        sparse_vector: Any = None,
-        dense_k: int | None = None,
-        sparse_k: int | None = None,
-        ranker: Any = "rrf",
-        ranker_params: Mapping[str, Any] | None = None,
-        filter: FilterLike = None,
-        search_params: Mapping[str, Any] | None = None,
-        sparse_search_params: Mapping[str, Any] | None = None,
-    ) -> Op[list[Record]]:
-        """Dense + BM25 (sparse) search fused by Milvus (RRF or weighted); see
-        :func:`.hybrid.hybrid_search`. Scores are the fused score, higher is better."""
-        return hybrid.hybrid_search(
-            self,
-            query,
-            vector=vector,
-            sparse_vector=sparse_vector,
-            k=k,
-            dense_k=dense_k,
-            sparse_k=sparse_k,
-            ranker=ranker,
-            ranker_params=ranker_params,
-            filter=filter,
-            search_params=search_params,
-            sparse_search_params=sparse_search_params,
-        )
-
-    def full_text_search(
-        self,
-        query: str | None = None,
-        *,
-        k: int,
-        sparse_vector: Any = None,
-        filter: FilterLike = None,
-        search_params: Mapping[str, Any] | None = None,
-    ) -> Op[list[Record]]:
-        """BM25-only search (or the user-supplied sparse field); scores are BM25 scores,
-        higher is better; see :func:`.hybrid.sparse_search`."""
-        return hybrid.sparse_search(
-            self,
-            query,
-            sparse_vector=sparse_vector,
-            k=k,
-            filter=filter,
-            search_params=search_params,
-        )
 
     def count(self) -> Op[int]:
         """Number of entities in the collection (0 if it does not exist)."""
