@@ -35,7 +35,8 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from pymilvus import Function, FunctionType
 
-from langchain_vd._base import EngineVectorStore, pick_filter, to_document
+from langchain_vd._base import EngineVectorStore
+from langchain_vd._engine import pick_filter, to_document
 from vd_integrations.core.coalesce import CoalescingSettings
 from vd_integrations.core.errors import InvalidInputError
 from vd_integrations.core.ops import Op
