@@ -49,21 +49,17 @@ VARCHAR column, the node text in ``text``, the vector in ``embedding``, and node
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr, field_serializer
-from llama_index.core.schema import BaseNode, MetadataMode
+from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
     MetadataFilters,
     VectorStoreQuery,
-    VectorStoreQueryMode,
     VectorStoreQueryResult,
 )
 from llama_index.core.vector_stores.utils import (
@@ -72,58 +68,41 @@ from llama_index.core.vector_stores.utils import (
     DEFAULT_TEXT_KEY,
 )
 from pydantic import FieldSerializationInfo
-from pymilvus import DataType
 
-from llama_index_vd._common import (
-    EngineShells,
-    SearchPlan,
-    call_timeout,
+from llama_index_vd._milvus_collection import (
+    MILVUS_ID_FIELD,
+    NodeCollectionSpec,
+    index_params,
+    node_columns,
+    node_filter_expr,
+)
+from llama_index_vd._milvus_search import check_search_options, search_records, store_ranker
+from llama_index_vd._milvus_sparse import SparseEncoder, add_sparse_vectors, sparse_spec
+from llama_index_vd._nodes import (
+    check_doc_ids,
     check_ids,
     check_nodes,
+    in_id_order,
     node_rows,
-    plan_search,
     query_result,
     record_to_node,
 )
-from llama_index_vd.filters import all_of, to_milvus_expr
+from llama_index_vd._search_plan import plan_search
+from llama_index_vd._shells import EngineShells, call_timeout
 from vd_integrations.core.coalesce import CoalescingSettings
 from vd_integrations.core.errors import InvalidInputError
-from vd_integrations.core.filters import (
-    FieldRef,
-    dynamic_field,
-    ids_expr,
-    is_in,
-    is_safe_identifier,
-    refuse_delete_of_everything,
-    scalar_field,
-)
+from vd_integrations.core.filters import is_in, refuse_delete_of_everything
 from vd_integrations.core.retry import RetrySettings
 from vd_integrations.core.validation import check_known_kwargs, parameter_names
 from vd_integrations.milvus.config import CONNECTION_KWARGS, ConnectionConfig, redact_setting
 from vd_integrations.milvus.engine import MilvusEngine, Op
-from vd_integrations.milvus.hybrid import (
-    Ranker,
-    SparseSpec,
-    make_ranker,
-    sparse_spec_from_builtin,
-    with_sparse_vectors,
-)
-from vd_integrations.milvus.schema import (
-    VARCHAR_MAX_LENGTH,
-    CollectionLayout,
-    CollectionSpec,
-    Record,
-)
+from vd_integrations.milvus.rankers import Ranker
+from vd_integrations.milvus.schema import CollectionLayout, Record
 
 __all__ = ["DEFAULT_MILVUS_URI", "IndexManagement", "MilvusVectorStore"]
 
-_log = logging.getLogger(__name__)
-
 DEFAULT_MILVUS_URI = "./milvus_llamaindex.db"
 DEFAULT_BATCH_SIZE = 100
-MILVUS_ID_FIELD = "id"
-_METRICS = {"ip": "IP", "l2": "L2", "euclidean": "L2", "cosine": "COSINE"}
-_RANKERS = ("RRFRanker", "WeightedRanker")
 #: LlamaIndex's constructor arguments with no effect here (async I/O is always native).
 _UPSTREAM_ONLY = frozenset({"use_async_client"})
 
@@ -133,79 +112,6 @@ class IndexManagement(str, Enum):
 
     NO_VALIDATION = "no_validation"
     CREATE_IF_NOT_EXISTS = "create_if_not_exists"
-
-
-@dataclass(frozen=True)
-class _NodeCollectionSpec(CollectionSpec):
-    """A :class:`CollectionSpec` with extra declared scalar columns (``doc_id``, ...)."""
-
-    scalar_columns: tuple[tuple[str, Any], ...] = ()
-
-    def build_schema(self, dim: int) -> Any:
-        schema = super().build_schema(dim)
-        for name, dtype in self.scalar_columns:
-            extra = {"max_length": VARCHAR_MAX_LENGTH} if dtype == DataType.VARCHAR else {}
-            schema.add_field(name, dtype, **extra)
-        return schema
-
-
-def _metric(similarity_metric: Any) -> str:
-    metric = _METRICS.get(str(similarity_metric).lower()) if similarity_metric else None
-    if metric is None:
-        raise InvalidInputError(
-            f"similarity_metric must be one of 'IP', 'COSINE', 'L2' (or 'euclidean'), "
-            f"got {similarity_metric!r}."
-        )
-    return metric
-
-
-def _index_params(index_config: Mapping[str, Any] | None, metric: str, field: str) -> dict:
-    """LlamaIndex's ``index_config`` (flat or with ``params``) as engine index params."""
-    config = dict(index_config or {})
-    if config.pop("field_name", field) != field:
-        raise InvalidInputError(
-            f"index_config['field_name'] must be the embedding_field {field!r}."
-        )
-    config.pop("index_name", None)
-    index_type = config.pop("index_type", "FLAT")
-    metric_type = _metric(config.pop("metric_type", metric))
-    params = dict(config.pop("params", None) or {})
-    params.update(config)
-    return {"index_type": index_type, "metric_type": metric_type, "params": params}
-
-
-_SPARSE_QUERY_MODES = (
-    VectorStoreQueryMode.HYBRID,
-    VectorStoreQueryMode.SPARSE,
-    VectorStoreQueryMode.TEXT_SEARCH,
-)
-
-
-def _sparse_spec(function: Any, field: str, text_key: str) -> SparseSpec:
-    """BM25 by default (or from a ``BM25BuiltInFunction``), else the caller's sparse vectors."""
-    if function is None:
-        return SparseSpec(field=field, bm25=True)
-    if hasattr(getattr(function, "function", None), "input_field_names"):  # BM25BuiltInFunction
-        spec = sparse_spec_from_builtin(function, text_field=text_key)
-        return dataclasses.replace(spec, field=field)
-    if not callable(getattr(function, "encode_documents", None)) or not callable(
-        getattr(function, "encode_queries", None)
-    ):
-        raise InvalidInputError(
-            f"sparse_embedding_function must have encode_documents(texts) and "
-            f"encode_queries(texts) returning {{dimension: weight}} dicts (LlamaIndex's "
-            f"BaseSparseEmbeddingFunction), got {type(function).__name__}; or leave it None "
-            f"for Milvus' built-in BM25."
-        )
-    return SparseSpec(field=field, bm25=False)
-
-
-async def _acall_encoder(function: Any, name: str, texts: list[str]) -> list[Any]:
-    """``function.async_<name>(texts)`` if it has one, else ``<name>`` on a worker thread."""
-    native = getattr(function, f"async_{name}", None)
-    if native is not None:
-        return list(await native(texts))
-    return list(await asyncio.to_thread(getattr(function, name), texts))
 
 
 def _index_management(value: Any) -> IndexManagement:
@@ -271,7 +177,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
     _engine: MilvusEngine = PrivateAttr()
     _columns: dict[str, Any] = PrivateAttr()
     _ranker: Ranker = PrivateAttr()
-    _sparse_fn: Any = PrivateAttr(default=None)
+    _sparse: SparseEncoder | None = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -320,18 +226,9 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
                 "enable_dense=False (a sparse-only collection) is not supported; keep "
                 "enable_dense=True and query with mode SPARSE or TEXT_SEARCH for BM25-only results."
             )
-        if hybrid_ranker not in _RANKERS:
-            raise InvalidInputError(
-                f"hybrid_ranker must be one of {_RANKERS}, got {hybrid_ranker!r}."
-            )
-        ranker = make_ranker(
-            hybrid_ranker,
-            hybrid_ranker_params,
-            ranker_arg="hybrid_ranker",
-            params_arg="hybrid_ranker_params",
-        )
+        ranker = store_ranker(hybrid_ranker, hybrid_ranker_params)
         sparse = (
-            _sparse_spec(sparse_embedding_function, sparse_embedding_field, text_key or "")
+            sparse_spec(sparse_embedding_function, sparse_embedding_field, text_key or "")
             if enable_sparse
             else None
         )
@@ -340,12 +237,10 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise InvalidInputError(f"batch_size must be a positive integer, got {batch_size!r}.")
         text_key = text_key or DEFAULT_TEXT_KEY
-        metric = _metric(similarity_metric)
-        index_params = _index_params(index_config, metric, embedding_field)
-        columns = self._scalar_columns(doc_id_field, scalar_field_names, scalar_field_types)
-        for name in (embedding_field, text_key, *columns):
-            if not is_safe_identifier(name):
-                raise InvalidInputError(f"Field name {name!r} is not a plain identifier.")
+        index = index_params(index_config, similarity_metric, embedding_field)
+        columns = node_columns(
+            text_key, embedding_field, doc_id_field, scalar_field_names, scalar_field_types
+        )
         super().__init__(
             stores_text=True,  # the field BasePydanticVectorStore requires
             uri=uri or DEFAULT_MILVUS_URI,
@@ -354,7 +249,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             dim=dim,
             embedding_field=embedding_field,
             doc_id_field=doc_id_field,
-            similarity_metric=index_params["metric_type"],
+            similarity_metric=index["metric_type"],
             consistency_level=consistency_level,
             overwrite=overwrite,
             upsert_mode=upsert_mode,
@@ -375,14 +270,14 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             scalar_field_names=scalar_field_names,
             scalar_field_types=scalar_field_types,
         )
-        spec = _NodeCollectionSpec(
+        spec = NodeCollectionSpec(
             name=collection_name,
             properties=collection_properties,
             primary_field=MILVUS_ID_FIELD,
             text_field=text_key,
             vector_field=embedding_field,
             consistency_level=consistency_level,
-            index_params=index_params,
+            index_params=index,
             search_params=self.search_config or None,
             scalar_columns=tuple(columns.items()),
             sparse=None
@@ -392,7 +287,9 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
         kwargs.pop("alias", None)  # pymilvus connection aliases are managed by the engine
         self._columns = columns
         self._ranker = ranker
-        self._sparse_fn = None if sparse is None or sparse.bm25 else sparse_embedding_function
+        self._sparse = (
+            None if sparse is None or sparse.bm25 else SparseEncoder(sparse_embedding_function)
+        )
         self._engine = MilvusEngine(
             spec,
             ConnectionConfig.from_connection_args({"uri": self.uri, "token": token, **kwargs}),
@@ -401,28 +298,6 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             max_concurrent_rpcs=max_concurrent_rpcs,
             retry=retry,
         )
-
-    @staticmethod
-    def _scalar_columns(
-        doc_id_field: str, names: list[str] | None, types: list[Any] | None
-    ) -> dict[str, Any]:
-        names, types = list(names or []), list(types or [])
-        if len(names) != len(types):
-            raise InvalidInputError(
-                f"scalar_field_names ({len(names)}) and scalar_field_types ({len(types)}) "
-                f"must have the same length."
-            )
-        columns = {doc_id_field: DataType.VARCHAR}
-        for name, dtype in zip(names, types, strict=True):
-            if not isinstance(dtype, DataType):
-                raise InvalidInputError(
-                    f"scalar_field_types must be pymilvus DataTypes, got {dtype!r}."
-                )
-            columns[name] = dtype
-        reserved = {MILVUS_ID_FIELD}
-        if reserved & set(columns):
-            raise InvalidInputError(f"{MILVUS_ID_FIELD!r} is the primary key; pick another name.")
-        return columns
 
     @classmethod
     def class_name(cls) -> str:
@@ -461,16 +336,6 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
 
     # ----- pure helpers -------------------------------------------------------------------------
 
-    def _resolver(self, layout: CollectionLayout | None) -> Any:
-        if layout is not None:
-            return layout.field_ref
-        columns = {MILVUS_ID_FIELD, self.text_key, *self._columns}
-
-        def resolve(key: str) -> FieldRef:
-            return scalar_field(key) if key in columns else dynamic_field(key)
-
-        return resolve
-
     def _expr(
         self,
         layout: CollectionLayout | None,
@@ -481,18 +346,15 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
         string_expr: Any = None,
     ) -> str | None:
         """The filters, ids and extra expression ANDed into one Milvus expression."""
-        if string_expr is not None and not isinstance(string_expr, str):
-            raise InvalidInputError(f"string_expr must be a str, got {string_expr!r}.")
-        resolve = self._resolver(layout)
-        primary = layout.primary_field if layout is not None else MILVUS_ID_FIELD
-        strings = {MILVUS_ID_FIELD, self.text_key} | {
-            name for name, dtype in self._columns.items() if dtype == DataType.VARCHAR
-        }
-        return all_of(
-            to_milvus_expr(filters, resolve, string_columns=strings),
-            None if node_ids is None else ids_expr(primary, node_ids),
-            None if doc_ids is None else is_in(resolve(self.doc_id_field), doc_ids),
-            string_expr,
+        return node_filter_expr(
+            layout,
+            filters,
+            text_key=self.text_key,
+            doc_id_field=self.doc_id_field,
+            columns=self._columns,
+            node_ids=node_ids,
+            doc_ids=doc_ids,
+            string_expr=string_expr,
         )
 
     def _to_node(self, record: Record, with_embedding: bool = False) -> BaseNode:
@@ -526,67 +388,34 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             upsert=self.upsert_mode,
         )
         if sparse is not None:  # caller-computed sparse vectors go into the written rows
-            if len(sparse) != len(nodes):
-                raise InvalidInputError(
-                    f"The sparse embedding function returned {len(sparse)} vectors for "
-                    f"{len(nodes)} nodes."
-                )
-            by_id = dict(zip(rows.ids, sparse, strict=True))
-            op = with_sparse_vectors(op, self.sparse_embedding_field, MILVUS_ID_FIELD, by_id)
+            field = self.sparse_embedding_field
+            op = add_sparse_vectors(op, sparse, rows.ids, field=field, pk_field=MILVUS_ID_FIELD)
         return (yield from op)
 
     # ----- user-supplied sparse embeddings: computed in the shells, sync or async -------------
 
-    def _node_texts(self, nodes: Sequence[BaseNode]) -> list[str]:
-        return [n.get_content(metadata_mode=MetadataMode.NONE) for n in check_nodes(nodes, None)]
-
-    def _sparse_query_text(self, query: VectorStoreQuery) -> str | None:
-        """The text to encode with the sparse embedding function, if the query needs it."""
-        if (
-            self._sparse_fn is not None
-            and isinstance(query, VectorStoreQuery)
-            and query.mode in _SPARSE_QUERY_MODES
-            and isinstance(query.query_str, str)
-        ):
-            return query.query_str
-        return None
-
     def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
         """Store nodes with their embeddings (and sparse embeddings, if configured)."""
-        sparse = None
-        if self._sparse_fn is not None and nodes:
-            sparse = list(self._sparse_fn.encode_documents(self._node_texts(nodes)))
+        sparse = None if self._sparse is None else self._sparse.documents(nodes)
         return self._engine.run(self._add_op(nodes, sparse), timeout=call_timeout(add_kwargs))
 
     async def async_add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> list[str]:
-        sparse = None
-        if self._sparse_fn is not None and nodes:
-            texts = self._node_texts(nodes)
-            sparse = await _acall_encoder(self._sparse_fn, "encode_documents", texts)
+        sparse = None if self._sparse is None else await self._sparse.adocuments(nodes)
         op = self._add_op(nodes, sparse)
         return await self._engine.arun(op, timeout=call_timeout(add_kwargs))
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """Top nodes for ``query``: DEFAULT, MMR, HYBRID, SPARSE or TEXT_SEARCH mode."""
-        sparse = None
-        text = self._sparse_query_text(query)
-        if text is not None:
-            sparse = self._sparse_fn.encode_queries([text])[0]
+        sparse = None if self._sparse is None else self._sparse.query(query)
         return self._engine.run(self._query_op(query, kwargs, sparse), timeout=call_timeout(kwargs))
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
-        sparse = None
-        text = self._sparse_query_text(query)
-        if text is not None:
-            encoded = await _acall_encoder(self._sparse_fn, "encode_queries", [text])
-            sparse = encoded[0]
+        sparse = None if self._sparse is None else await self._sparse.aquery(query)
         op = self._query_op(query, kwargs, sparse)
         return await self._engine.arun(op, timeout=call_timeout(kwargs))
 
     def _delete_op(self, ref_doc_id: Any) -> Op[None]:
-        doc_ids = check_ids(
-            [ref_doc_id] if isinstance(ref_doc_id, str) else ref_doc_id, "ref_doc_id"
-        )
+        doc_ids = check_doc_ids(ref_doc_id)
         layout = yield from self._engine.ready()
         if layout is None or not doc_ids:
             return
@@ -615,27 +444,15 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             self._expr(layout, filters), ids=ids, with_vectors=True
         )
         nodes = [self._to_node(r, with_embedding=True) for r in records]
-        if ids is not None:
-            order = {node_id: i for i, node_id in enumerate(ids)}
-            nodes.sort(key=lambda node: order.get(node.node_id, len(order)))
-        return nodes
+        return nodes if ids is None else in_id_order(nodes, ids)
 
     def _query_op(
         self, query: VectorStoreQuery, kwargs: Mapping[str, Any], sparse_query: Any = None
     ) -> Op[Any]:
         plan = plan_search(query, kwargs, store=type(self).__name__, dim=self.dim)
-        if plan.hybrid:  # bad ranker settings fail before any I/O
-            make_ranker(self._ranker, alpha=plan.alpha)
-        if kwargs.get("milvus_scalar_filters") is not None:
-            raise NotImplementedError(
-                "milvus_scalar_filters is not supported; express the condition with "
-                "MetadataFilters or pass a Milvus expression as string_expr."
-            )
-        if query.embedding_field not in (None, self.embedding_field):
-            raise InvalidInputError(
-                f"This store searches its vector field {self.embedding_field!r}, not "
-                f"{query.embedding_field!r}."
-            )
+        check_search_options(
+            plan, query, kwargs, ranker=self._ranker, embedding_field=self.embedding_field
+        )
         # Empty id lists place no restriction: VectorStoreIndex passes node_ids=[] for stores
         # that keep the text (LlamaIndex's own stores treat [] the same way).
         node_ids = check_ids(query.node_ids, "node_ids") or None
@@ -649,50 +466,12 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             doc_ids=doc_ids,
             string_expr=kwargs.get("string_expr"),
         )
-        records = yield from self._search_op(
-            plan, expr, kwargs.get("milvus_search_config"), sparse_query
+        records = yield from search_records(
+            self._engine,
+            plan,
+            expr,
+            ranker=self._ranker,
+            search_params=kwargs.get("milvus_search_config"),
+            sparse_query=sparse_query,
         )
         return query_result(records, self._to_node)
-
-    def _search_op(
-        self,
-        plan: SearchPlan,
-        expr: str | None,
-        search_params: Mapping[str, Any] | None,
-        sparse_query: Any = None,
-    ) -> Op[list[Record]]:
-        if plan.hybrid:
-            return (
-                yield from self._engine.hybrid_search(
-                    plan.query_str,
-                    vector=plan.vector,
-                    sparse_vector=sparse_query,
-                    k=plan.k,
-                    dense_k=plan.dense_k,
-                    sparse_k=plan.sparse_k,
-                    ranker=make_ranker(self._ranker, alpha=plan.alpha),
-                    filter=expr,
-                    search_params=search_params,
-                )
-            )
-        if plan.sparse_only:
-            return (
-                yield from self._engine.full_text_search(
-                    plan.query_str, sparse_vector=sparse_query, k=plan.k, filter=expr
-                )
-            )
-        if plan.mmr:
-            return (
-                yield from self._engine.mmr(
-                    plan.vector,
-                    k=plan.k,
-                    fetch_k=plan.fetch_k or plan.k,
-                    lambda_mult=plan.lambda_mult,
-                    filter=expr,
-                    search_params=search_params,
-                )
-            )
-        hits = yield from self._engine.search(
-            [plan.query_vector], k=plan.k, filter=expr, search_params=search_params
-        )
-        return hits[0]

@@ -33,15 +33,16 @@ from llama_index.core.vector_stores.types import (
 )
 from llama_index.core.vector_stores.utils import DEFAULT_DOC_ID_KEY
 
-from llama_index_vd._common import (
-    EngineShells,
+from llama_index_vd._nodes import (
+    check_doc_ids,
     check_ids,
     check_nodes,
     node_rows,
-    plan_search,
     query_result,
     record_to_node,
 )
+from llama_index_vd._search_plan import plan_search
+from llama_index_vd._shells import EngineShells
 from llama_index_vd.filters import to_vd_filter
 from vd_integrations.core.errors import InvalidInputError
 from vd_integrations.core.filters import refuse_delete_of_everything
@@ -169,9 +170,7 @@ class VDVectorStore(EngineShells, BasePydanticVectorStore):
         )
 
     def _delete_op(self, ref_doc_id: Any) -> Op[None]:
-        doc_ids = check_ids(
-            [ref_doc_id] if isinstance(ref_doc_id, str) else ref_doc_id, "ref_doc_id"
-        )
+        doc_ids = check_doc_ids(ref_doc_id)
         if doc_ids:
             yield from self._engine.delete(filter={DEFAULT_DOC_ID_KEY: {"$in": doc_ids}})
 
