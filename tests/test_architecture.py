@@ -11,7 +11,7 @@
    private member (method, attribute) that another module of ours defines, except the
    members of a class in a private module, which are shared by that module's package (the
    integrations' framework subclasses keep their hooks out of the public class API).
-4. No source file of the runtime packages has more than ``MAX_LINES`` lines.
+4. No source file of src/ has more than ``MAX_LINES`` lines, and each opens with a docstring.
 
 A check that fails because of offenders being fixed is marked ``xfail(strict=True,
 raises=AssertionError)`` with the offending files: once they are fixed the test passes,
@@ -556,25 +556,30 @@ def test_no_private_members_across_modules() -> None:
 
 # --- 4. file length -----------------------------------------------------------------------
 
+#: Files of src/ still over the limit (the benchmark and the test utilities count too).
 KNOWN_LONG_FILES = {
-    "src/langchain_vd/_base.py",
-    "src/llama_index_vd/milvus.py",
-    "src/vd_integrations/core/filters.py",
-    "src/vd_integrations/milvus/hybrid.py",
-    "src/vd_integrations/milvus/vd_backend.py",
-    "src/vd_integrations/embeddings/openai_client.py",
-    "src/vd_integrations/vd/engine.py",
+    "src/vd_bench/plots.py",
+    "src/vd_integrations/testing/embedding_server.py",
 }
 
 
+def test_every_module_says_what_it_holds() -> None:
+    """Each file of src/ opens with a docstring."""
+    missing = [
+        _path(module)
+        for module, path in _modules().items()
+        if not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert not missing, f"modules without a docstring: {missing}"
+
+
 @_known_failure(KNOWN_LONG_FILES, f"more than {MAX_LINES} lines")
-def test_runtime_files_are_short() -> None:
+def test_source_files_are_short() -> None:
     offenders = {}
     for module, path in _modules().items():
-        if _runtime(module):
-            lines = len(path.read_text(encoding="utf-8").splitlines())
-            if lines > MAX_LINES:
-                offenders[_path(module)] = [f"{lines} lines"]
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > MAX_LINES:
+            offenders[_path(module)] = [f"{lines} lines"]
     _report(
         offenders,
         _new(offenders, KNOWN_LONG_FILES),
