@@ -29,6 +29,7 @@ PACKAGES = ("vd_integrations", "langchain_vd", "llama_index_vd", "vd_bench")
 #: The standard base each of our errors must keep (code catching it must not break).
 KEPT_BASES: dict[str, tuple[type[BaseException], ...]] = {
     "InvalidInputError": (ValueError,),
+    "IdMismatchError": (ValueError, AssertionError),
     "UnsupportedFilterError": (vd.UnsupportedFilterError, ValueError),
     "InvalidFilterExpressionError": (vd.UnsupportedFilterError, ValueError),
     "MilvusOperationError": (RuntimeError,),

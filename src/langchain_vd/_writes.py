@@ -11,7 +11,7 @@ from langchain_core.documents import Document
 from langchain_vd._engine import E, FilterLike, pick_filter
 from langchain_vd._hooks import EngineStoreHooks
 from vd_integrations.core.batching import DEFAULT_BATCH_SIZE
-from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.errors import IdMismatchError
 from vd_integrations.core.ops import Op
 from vd_integrations.core.progress import progress_bar
 from vd_integrations.core.validation import check_id_list
@@ -50,7 +50,7 @@ class WriteMethods(EngineStoreHooks[E]):
         if keys is None:  # each Document's own id (None: a new one is made)
             keys = [doc.id for doc in documents] if any(doc.id for doc in documents) else None
         elif len(keys) != len(documents):
-            raise InvalidInputError(
+            raise IdMismatchError(
                 f"upsert got {len(keys)} ids for {len(documents)} documents; pass one id each."
             )
         return self._engine.add(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from vd_integrations.core.base_error import VdIntegrationsError as VdIntegrationsError
     from vd_integrations.core.coalesce import CoalescingSettings as CoalescingSettings
     from vd_integrations.core.errors import CollectionNotFoundError as CollectionNotFoundError
+    from vd_integrations.core.errors import IdMismatchError as IdMismatchError
     from vd_integrations.core.errors import (
         InvalidFilterExpressionError as InvalidFilterExpressionError,
     )
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 _EXPORTS = {
     "CoalescingSettings": "vd_integrations.core.coalesce",
     "CollectionNotFoundError": "vd_integrations.core.errors",
+    "IdMismatchError": "vd_integrations.core.errors",
     "InvalidFilterExpressionError": "vd_integrations.core.errors",
     "InvalidInputError": "vd_integrations.core.errors",
     "MilvusOperationError": "vd_integrations.core.errors",

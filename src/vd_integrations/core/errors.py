@@ -6,6 +6,7 @@ each also keeps its standard base, so ``except ValueError`` (or ``RuntimeError``
 
     VdIntegrationsError
     ├── InvalidInputError             (ValueError)    bad texts, ids, vectors, metadata, k...
+    │   └── IdMismatchError           (AssertionError too) ids vs texts/nodes, duplicate ids
     ├── UnsupportedFilterError        (vd.UnsupportedFilterError, a ValueError)
     │   └── InvalidFilterExpressionError              Milvus rejected a filter expression
     ├── MilvusOperationError          (RuntimeError)  any other failed Milvus call
@@ -31,6 +32,7 @@ from vd_integrations.core.base_error import VdIntegrationsError
 
 __all__ = [
     "CollectionNotFoundError",
+    "IdMismatchError",
     "InvalidFilterExpressionError",
     "InvalidInputError",
     "MilvusOperationError",
@@ -45,6 +47,14 @@ __all__ = [
 
 class InvalidInputError(VdIntegrationsError, ValueError):
     """Input rejected before anything was written (lengths, ids, vectors, metadata, k...)."""
+
+
+class IdMismatchError(InvalidInputError, AssertionError):
+    """Ids that do not fit the call: a different number of ids than texts, documents or
+    nodes, or the same id twice in one call. Also an ``AssertionError``, which
+    ``langchain_milvus.Milvus`` and LlamaIndex's ``MilvusVectorStore`` raise for these
+    (``assert len(set(ids)) == len(texts)``), so code written against either still catches
+    it; and an :class:`InvalidInputError` (a ``ValueError``) like every other bad input."""
 
 
 class UnsupportedFilterError(VdIntegrationsError, vd.UnsupportedFilterError):

@@ -9,7 +9,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from vd_integrations.core.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES, split_rows
-from vd_integrations.core.errors import CollectionNotFoundError, InvalidInputError
+from vd_integrations.core.errors import (
+    CollectionNotFoundError,
+    IdMismatchError,
+    InvalidInputError,
+)
 from vd_integrations.core.filters import (
     FilterLike,
     and_exprs,
@@ -82,7 +86,8 @@ class WriteOps(ReadOps):
             if not chunk:
                 for name, col in zip(("vectors", "metadatas", "ids"), columns, strict=True):
                     if col is not None and next(col, _END) is not _END:
-                        raise InvalidInputError(f"{name} is longer than texts.")
+                        error = IdMismatchError if name == "ids" else InvalidInputError
+                        raise error(f"{name} is longer than texts.")
                 return out
             out.extend(
                 (
@@ -107,6 +112,11 @@ class WriteOps(ReadOps):
         vectors = None if vectors is None else list(vectors)  # a generator has no len()
         metadatas = None if metadatas is None else list(metadatas)
         ids = None if ids is None else list(ids)
+        if ids is not None and len(ids) != len(texts):
+            raise IdMismatchError(
+                f"Input lengths differ (texts={len(texts)}, ids={len(ids)}); pass one id per "
+                f"text (or no ids)."
+            )
         n = check_same_length(
             texts=texts, metadatas=metadatas, ids=ids, vectors=None if vectors is None else vectors
         )
@@ -186,7 +196,7 @@ class WriteOps(ReadOps):
         seen: set[Any] = set()
         for key in keys:
             if key in seen:
-                raise InvalidInputError(f"Duplicate id {key!r} in one call; ids must be unique.")
+                raise IdMismatchError(f"Duplicate id {key!r} in one call; ids must be unique.")
             seen.add(key)
             if isinstance(key, str):
                 if not key:
