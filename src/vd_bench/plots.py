@@ -6,214 +6,47 @@ replaces the light one. Sync bars are hatched, async bars solid; in line charts 
 solid, theirs dashed. Legends sit outside the axes, on the right. With a single N the
 charts over N become bars. Speed-ups are drawn from a 1x reference line.
 
-This module needs nothing from :mod:`vd_bench.report`: any object with the lookups below
-(:class:`~vd_bench.report.BenchResults` has them) can be plotted.
+This module needs nothing from :mod:`vd_bench.report`: any object with the lookups of
+:class:`~vd_bench.plot_data.Results` (:class:`~vd_bench.report.BenchResults` has them) can
+be plotted. The lookups live in :mod:`vd_bench.plot_data`, the shared encoding (colours,
+axes, layout, legends) in :mod:`vd_bench.plot_style`.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from vd_bench.plot_data import (
+    Results,
+    integrations_of,
+    is_anchor,
+    measured_value,
+    modes_of,
+    ns_of,
+    ordered_subjects,
+    workloads_of,
+)
+from vd_bench.plot_style import (
+    MODE_LABELS,
+    TITLES,
+    colour,
+    legend,
+    line_store_handles,
+    log_axis,
+    mode_bar_handles,
+    new_figure,
+    pyplot,
+    store_handles,
+    style,
+    workload_handles,
+)
 from vd_bench.runner import Measurement
 
 __all__ = ["latency_figure", "save_all", "speedup_figure", "throughput_figure", "time_figure"]
 
-WORKLOAD_ORDER = ("add", "search", "delete", "upsert", "mmr")
-TITLES = {"langchain": "LangChain", "llama_index": "LlamaIndex"}
-#: A colour map per workload: ours takes the dark end, theirs the light one.
-HUES = {
-    "add": "Blues",
-    "search": "Oranges",
-    "delete": "Greens",
-    "upsert": "Purples",
-    "mmr": "Reds",
-}
-OURS_SHADE, THEIRS_SHADE = 0.85, 0.45
-MODE_LABELS = {"sync": "sync, one by one", "async": "async, concurrent"}
-STYLE = {
-    "font.size": 11,
-    "axes.titlesize": 12,
-    "axes.labelsize": 11,
-    "xtick.labelsize": 10,
-    "ytick.labelsize": 10,
-    "legend.fontsize": 10,
-    "legend.title_fontsize": 10,
-    "figure.titlesize": 14,
-    "hatch.linewidth": 1.2,
-}
-
-
-class Results(Protocol):
-    """What the figures read from a run (:class:`vd_bench.report.BenchResults` has it)."""
-
-    measurements: list[Measurement]
-
-    def subjects(self, integration: str | None = None) -> list[str]: ...
-
-    def label(self, subject: str) -> str: ...
-
-    def get(self, subject: str, workload: str, n: int, mode: str) -> Measurement | None: ...
-
-    def speedup(self, subject: str, workload: str, n: int) -> float | None: ...
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline",):
-        matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-@contextlib.contextmanager
-def _style(plt: Any) -> Iterator[None]:
-    with plt.rc_context(STYLE):
-        yield
-
-
-# ----- what a run holds --------------------------------------------------------------------------
-
-
-def _integrations(results: Results) -> list[str]:
-    return list(dict.fromkeys(m.integration for m in results.measurements))
-
-
-def _workloads(results: Results) -> list[str]:
-    present = {m.workload for m in results.measurements}
-    return [w for w in WORKLOAD_ORDER if w in present] + sorted(present - set(WORKLOAD_ORDER))
-
-
-def _ns(results: Results) -> list[int]:
-    return sorted({m.n for m in results.measurements})
-
-
-def _modes(results: Results) -> list[str]:
-    present = {m.mode for m in results.measurements}
-    return [mode for mode in ("sync", "async") if mode in present]
-
-
-def _is_anchor(results: Results, subject: str) -> bool:
-    return any(m.anchor for m in results.measurements if m.subject == subject)
-
-
-def _ordered_subjects(results: Results, integration: str) -> list[str]:
-    """Ours first, then the integration it replaces."""
-    return sorted(results.subjects(integration), key=lambda s: _is_anchor(results, s))
-
-
-def _colour(plt: Any, workload: str, anchor: bool) -> Any:
-    cmap = plt.get_cmap(HUES.get(workload, "Greys"))
-    return cmap(THEIRS_SHADE if anchor else OURS_SHADE)
-
-
-def _log_axis(axis: Any) -> None:
-    """Log scale labelled with plain numbers (0.2, 1, 10), not powers of ten."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
-
-
-def _value(m: Measurement | None, read: Callable[[Measurement], float | None]) -> float | None:
-    if m is None or not m.ok:
-        return None
-    value = read(m)
-    return value if value is not None and value > 0 else None
-
-
-# ----- layout and legends ------------------------------------------------------------------------
-
-
-def _figure(plt: Any, rows: int, cols: int, title: str, *, width: float = 6.4, height: float = 4.0):
-    fig, axes = plt.subplots(
-        rows,
-        cols,
-        figsize=(width * cols + 3.2, height * rows + 0.6),
-        squeeze=False,
-        layout="constrained",
-    )
-    fig.suptitle(title, fontweight="bold")
-    return fig, axes
-
-
-def _store_handles(plt: Any, results: Results) -> list[Any]:
-    """Grey proxies for the shades: each measured store, ours dark, theirs light."""
-    from matplotlib.patches import Patch
-
-    handles = []
-    for integration in _integrations(results):
-        for subject in _ordered_subjects(results, integration):
-            anchor = _is_anchor(results, subject)
-            grey = plt.get_cmap("Greys")(THEIRS_SHADE if anchor else OURS_SHADE)
-            role = "replaced" if anchor else "ours"
-            handles.append(Patch(facecolor=grey, label=f"{results.label(subject)} ({role})"))
-    return handles
-
-
-def _workload_handles(plt: Any, workloads: Sequence[str]) -> list[Any]:
-    from matplotlib.patches import Patch
-
-    return [Patch(facecolor=_colour(plt, w, False), label=w) for w in workloads]
-
-
-def _mode_bar_handles(modes: Sequence[str]) -> list[Any]:
-    from matplotlib.patches import Patch
-
-    handles = []
-    for mode in modes:
-        if mode == "sync":
-            handles.append(
-                Patch(facecolor="white", edgecolor="0.35", hatch="///", label=MODE_LABELS[mode])
-            )
-        elif mode == "async":
-            handles.append(Patch(facecolor="0.35", edgecolor="0.35", label=MODE_LABELS[mode]))
-    return handles
-
-
-def _line_store_handles(results: Results) -> list[Any]:
-    from matplotlib.lines import Line2D
-
-    handles = []
-    for integration in _integrations(results):
-        for subject in _ordered_subjects(results, integration):
-            anchor = _is_anchor(results, subject)
-            role = "replaced" if anchor else "ours"
-            handles.append(
-                Line2D(
-                    [],
-                    [],
-                    color="0.55" if anchor else "0.15",
-                    linestyle="--" if anchor else "-",
-                    marker="o",
-                    label=f"{results.label(subject)} ({role})",
-                )
-            )
-    return handles
-
-
-def _legend(fig: Any, sections: Sequence[tuple[str, list[Any]]]) -> None:
-    """One legend per section, stacked outside the axes on the right."""
-    from matplotlib.lines import Line2D
-
-    handles: list[Any] = []
-    for k, (title, items) in enumerate(sections):
-        if not items:
-            continue
-        if k:
-            handles.append(Line2D([], [], linestyle="none", label=" "))
-        handles.append(Line2D([], [], linestyle="none", label=title))
-        handles.extend(items)
-    legend = fig.legend(handles=handles, loc="outside right upper", frameon=False)
-    titles = {title for title, _ in sections}
-    for text in legend.get_texts():
-        if text.get_text() in titles:
-            text.set_fontweight("bold")
+_colour = colour  # kept under its old name: tests/test_bench.py reads plots._colour
 
 
 # ----- bars --------------------------------------------------------------------------------------
@@ -231,18 +64,18 @@ def _grouped_bars(
     annotate: Callable[[float], str] | None = None,
 ) -> None:
     """Per workload, a bar per (store, mode): hue by workload, shade by store, hatch by mode."""
-    workloads = _workloads(results)
+    workloads = workloads_of(results)
     series = [
         (subject, mode)
-        for subject in _ordered_subjects(results, integration)
-        for mode in _modes(results)
+        for subject in ordered_subjects(results, integration)
+        for mode in modes_of(results)
     ]
     width = 0.84 / max(len(series), 1)
     for i, workload in enumerate(workloads):
         for k, (subject, mode) in enumerate(series):
             x = i + (k - (len(series) - 1) / 2) * width
             m = results.get(subject, workload, n, mode)
-            value = _value(m, read)
+            value = measured_value(m, read)
             if value is None:
                 if m is not None:
                     ax.annotate(
@@ -258,12 +91,12 @@ def _grouped_bars(
                         color="0.3",
                     )
                 continue
-            colour = _colour(plt, workload, _is_anchor(results, subject))
+            hue = colour(plt, workload, is_anchor(results, subject))
             if mode == "sync":
-                style = {"facecolor": "white", "edgecolor": colour, "hatch": "///"}
+                bar_style = {"facecolor": "white", "edgecolor": hue, "hatch": "///"}
             else:
-                style = {"facecolor": colour, "edgecolor": colour}
-            ax.bar(x, value, width * 0.92, linewidth=1.2, **style)
+                bar_style = {"facecolor": hue, "edgecolor": hue}
+            ax.bar(x, value, width * 0.92, linewidth=1.2, **bar_style)
             if annotate is not None:
                 ax.annotate(
                     annotate(value),
@@ -277,7 +110,7 @@ def _grouped_bars(
     ax.set_xticks(range(len(workloads)), workloads)
     ax.set_xlim(-0.6, len(workloads) - 0.4)
     ax.set_yscale("log")
-    _log_axis(ax.yaxis)
+    log_axis(ax.yaxis)
     ax.set_ylabel(ylabel)
     ax.margins(y=0.12)
     ax.grid(axis="y", which="major", alpha=0.3)
@@ -285,21 +118,21 @@ def _grouped_bars(
 
 
 def _bar_legend(fig: Any, plt: Any, results: Results) -> None:
-    _legend(
+    legend(
         fig,
         [
-            ("store (shade)", _store_handles(plt, results)),
-            ("mode", _mode_bar_handles(_modes(results))),
+            ("store (shade)", store_handles(plt, results)),
+            ("mode", mode_bar_handles(modes_of(results))),
         ],
     )
 
 
 def time_figure(results: Results) -> Any:
     """Seconds for N operations per workload, sync vs async, for every store and N (log)."""
-    plt = _pyplot()
-    integrations, ns = _integrations(results), _ns(results)
-    with _style(plt):
-        fig, axes = _figure(
+    plt = pyplot()
+    integrations, ns = integrations_of(results), ns_of(results)
+    with style(plt):
+        fig, axes = new_figure(
             plt, len(ns), len(integrations), "Time for N single-item operations (lower is better)"
         )
         for row, n in enumerate(ns):
@@ -313,11 +146,11 @@ def time_figure(results: Results) -> Any:
 
 def latency_figure(results: Results, n: int | None = None) -> Any:
     """Per-operation latency p50 and p99 at one N (default: the largest)."""
-    plt = _pyplot()
-    integrations = _integrations(results)
-    n = n or max(_ns(results))
-    with _style(plt):
-        fig, axes = _figure(
+    plt = pyplot()
+    integrations = integrations_of(results)
+    n = n or max(ns_of(results))
+    with style(plt):
+        fig, axes = new_figure(
             plt, 2, len(integrations), f"Latency per operation at N={n} (lower is better)"
         )
         for col, integration in enumerate(integrations):
@@ -347,8 +180,8 @@ def _reference_line(ax: Any) -> Any:
 
 def _speedup_bars(plt: Any, ax: Any, results: Results, integration: str, n: int) -> None:
     """A single N: per workload, a bar per store from the 1x line to its speed-up."""
-    workloads = _workloads(results)
-    subjects = _ordered_subjects(results, integration)
+    workloads = workloads_of(results)
+    subjects = ordered_subjects(results, integration)
     width = 0.8 / max(len(subjects), 1)
     for i, workload in enumerate(workloads):
         for k, subject in enumerate(subjects):
@@ -356,8 +189,8 @@ def _speedup_bars(plt: Any, ax: Any, results: Results, integration: str, n: int)
             speedup = results.speedup(subject, workload, n)
             if speedup is None:
                 continue
-            colour = _colour(plt, workload, _is_anchor(results, subject))
-            ax.bar(x, speedup - 1.0, width * 0.92, bottom=1.0, color=colour, zorder=2)
+            hue = colour(plt, workload, is_anchor(results, subject))
+            ax.bar(x, speedup - 1.0, width * 0.92, bottom=1.0, color=hue, zorder=2)
             ax.annotate(
                 f"{speedup:.1f}x",
                 (x, speedup),
@@ -372,9 +205,9 @@ def _speedup_bars(plt: Any, ax: Any, results: Results, integration: str, n: int)
 
 
 def _speedup_lines(plt: Any, ax: Any, results: Results, integration: str, ns: list[int]) -> None:
-    for subject in _ordered_subjects(results, integration):
-        anchor = _is_anchor(results, subject)
-        for workload in _workloads(results):
+    for subject in ordered_subjects(results, integration):
+        anchor = is_anchor(results, subject)
+        for workload in workloads_of(results):
             points = [
                 (n, y) for n in ns if (y := results.speedup(subject, workload, n)) is not None
             ]
@@ -386,7 +219,7 @@ def _speedup_lines(plt: Any, ax: Any, results: Results, integration: str, ns: li
                     marker="o",
                     linestyle="--" if anchor else "-",
                     linewidth=2,
-                    color=_colour(plt, workload, anchor),
+                    color=colour(plt, workload, anchor),
                     zorder=3,
                 )
     ax.set_xscale("log")
@@ -397,14 +230,14 @@ def _speedup_lines(plt: Any, ax: Any, results: Results, integration: str, ns: li
 
 def speedup_figure(results: Results) -> Any:
     """Async over sync speed-up (sync s / async s) per workload and store, against N."""
-    plt = _pyplot()
-    integrations, ns = _integrations(results), _ns(results)
+    plt = pyplot()
+    integrations, ns = integrations_of(results), ns_of(results)
     single = len(ns) == 1
     title = "Speed-up of async (concurrent) over sync (one by one)"
     if single:
         title += f", N={ns[0]}"
-    with _style(plt):
-        fig, axes = _figure(plt, 1, len(integrations), title, height=4.6)
+    with style(plt):
+        fig, axes = new_figure(plt, 1, len(integrations), title, height=4.6)
         for col, integration in enumerate(integrations):
             ax = axes[0][col]
             if single:
@@ -414,16 +247,16 @@ def speedup_figure(results: Results) -> Any:
             ax.set_yscale("log")
             ax.margins(y=0.15)
             reference = _reference_line(ax)
-            _log_axis(ax.yaxis)
+            log_axis(ax.yaxis)
             ax.set_ylabel("sync s / async s")
             ax.set_title(TITLES.get(integration, integration))
             ax.grid(axis="y", which="major", alpha=0.3)
             ax.set_axisbelow(True)
-        store = _store_handles(plt, results) if single else _line_store_handles(results)
-        _legend(
+        store = store_handles(plt, results) if single else line_store_handles(results)
+        legend(
             fig,
             [
-                ("workload (hue)", _workload_handles(plt, _workloads(results))),
+                ("workload (hue)", workload_handles(plt, workloads_of(results))),
                 ("store (shade)" if single else "store", store),
                 ("reference", [reference]),
             ],
@@ -439,11 +272,11 @@ def throughput_figure(results: Results) -> Any:
 
     A row per mode, a column per integration; with a single N, bars per workload.
     """
-    plt = _pyplot()
-    integrations, ns, modes = _integrations(results), _ns(results), _modes(results)
+    plt = pyplot()
+    integrations, ns, modes = integrations_of(results), ns_of(results), modes_of(results)
     if len(ns) == 1:
-        with _style(plt):
-            fig, axes = _figure(
+        with style(plt):
+            fig, axes = new_figure(
                 plt,
                 1,
                 len(integrations),
@@ -456,21 +289,21 @@ def throughput_figure(results: Results) -> Any:
                 ax.set_title(TITLES.get(integration, integration))
             _bar_legend(fig, plt, results)
         return fig
-    with _style(plt):
-        fig, axes = _figure(
+    with style(plt):
+        fig, axes = new_figure(
             plt, len(modes), len(integrations), "Throughput (operations/s, higher is better)"
         )
         for row, mode in enumerate(modes):
             for col, integration in enumerate(integrations):
                 ax = axes[row][col]
-                for subject in _ordered_subjects(results, integration):
-                    anchor = _is_anchor(results, subject)
-                    for workload in _workloads(results):
+                for subject in ordered_subjects(results, integration):
+                    anchor = is_anchor(results, subject)
+                    for workload in workloads_of(results):
                         points = [
                             (n, value)
                             for n in ns
                             if (
-                                value := _value(
+                                value := measured_value(
                                     results.get(subject, workload, n, mode), lambda m: m.ops_per_s
                                 )
                             )
@@ -484,11 +317,11 @@ def throughput_figure(results: Results) -> Any:
                                 marker="o",
                                 linewidth=2,
                                 linestyle="--" if anchor else "-",
-                                color=_colour(plt, workload, anchor),
+                                color=colour(plt, workload, anchor),
                             )
                 ax.set_xscale("log")
                 ax.set_yscale("log")
-                _log_axis(ax.yaxis)
+                log_axis(ax.yaxis)
                 ax.set_xticks(ns, [str(n) for n in ns])
                 ax.minorticks_off()
                 ax.margins(y=0.12)
@@ -496,11 +329,11 @@ def throughput_figure(results: Results) -> Any:
                 ax.set_xlabel("N (operations)")
                 ax.set_ylabel("ops/s")
                 ax.grid(which="major", alpha=0.3)
-        _legend(
+        legend(
             fig,
             [
-                ("workload (hue)", _workload_handles(plt, _workloads(results))),
-                ("store", _line_store_handles(results)),
+                ("workload (hue)", workload_handles(plt, workloads_of(results))),
+                ("store", line_store_handles(results)),
             ],
         )
     return fig
@@ -516,7 +349,7 @@ FIGURES: dict[str, Callable[[Results], Any]] = {
 
 def save_all(results: Results, out_dir: str | Path) -> dict[str, Path]:
     """Write every figure as ``<name>.png`` in ``out_dir``; returns the paths."""
-    plt = _pyplot()
+    plt = pyplot()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
