@@ -85,25 +85,27 @@ def node_columns(
     names: list[str] | None,
     types: list[Any] | None,
 ) -> dict[str, Any]:
-    """The declared scalar columns: ``doc_id_field`` (VARCHAR) plus ``scalar_field_names``
-    with their ``scalar_field_types``; every field name must be a plain identifier."""
+    """The declared scalar columns: ``doc_id_field`` (VARCHAR; none when it is the primary
+    key ``id``) plus ``scalar_field_names`` with their ``scalar_field_types``; every field
+    name must be a plain identifier."""
     names, types = list(names or []), list(types or [])
     if len(names) != len(types):
         raise InvalidInputError(
             f"scalar_field_names ({len(names)}) and scalar_field_types ({len(types)}) "
             f"must have the same length."
         )
-    columns = {doc_id_field: DataType.VARCHAR}
+    # doc_id_field="id" (LlamaIndex's way to open a collection made elsewhere): the
+    # document id is the primary key, no column of its own.
+    columns = {} if doc_id_field == MILVUS_ID_FIELD else {doc_id_field: DataType.VARCHAR}
     for name, dtype in zip(names, types, strict=True):
         if not isinstance(dtype, DataType):
             raise InvalidInputError(
                 f"scalar_field_types must be pymilvus DataTypes, got {dtype!r}."
             )
+        if name == MILVUS_ID_FIELD:
+            raise InvalidInputError(f"{MILVUS_ID_FIELD!r} is the primary key; pick another name.")
         columns[name] = dtype
-    reserved = {MILVUS_ID_FIELD}
-    if reserved & set(columns):
-        raise InvalidInputError(f"{MILVUS_ID_FIELD!r} is the primary key; pick another name.")
-    for name in (embedding_field, text_key, *columns):
+    for name in (embedding_field, text_key, doc_id_field, *columns):
         if not is_safe_identifier(name):
             raise InvalidInputError(f"Field name {name!r} is not a plain identifier.")
     return columns

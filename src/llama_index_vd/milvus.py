@@ -11,9 +11,18 @@ The collection matches LlamaIndex's layout: primary key ``id`` (VARCHAR), a ``do
 VARCHAR column, the node text in ``text``, the vector in ``embedding``, and node metadata
 (plus ``_node_content``, the node as JSON) in dynamic fields. Differences, all deliberate:
 
-- Nothing touches the network in the constructor; the collection is created (once, even
-  under concurrent first writes) by the first ``add``, with ``dim`` taken from the nodes
-  when not given. ``overwrite=True`` drops the old collection on first use.
+- With ``dim``, the constructor opens the collection as LlamaIndex's does (with the sync
+  client: ``overwrite=True`` drops the old one, a missing one is created with its index and
+  ``consistency_level``, and loaded), so async calls that follow do no setup. Without
+  ``dim`` nothing touches the network in the constructor: the collection is created (once,
+  even under concurrent first writes) by the first ``add``, with ``dim`` taken from the
+  nodes, and ``overwrite=True`` drops the old one on first use.
+- A collection made elsewhere (``MilvusClient.create_collection(dimension=...,
+  primary_field_name="id", vector_field_name="embedding", auto_id=True)``) opens with
+  ``doc_id_field="id"`` (the document id is then the primary key) and a ``text_key`` kept
+  in the dynamic field (``custom_text``); its rows become ``TextNode`` s whose metadata are
+  the ``output_fields`` (all their dynamic keys when ``output_fields`` is empty, where
+  LlamaIndex gives none) and whose ``node_id`` is the primary key as a string.
 - ``MetadataFilters`` are translated server side with every operator, any nesting and a
   ``NOT`` that keeps its meaning (see :mod:`llama_index_vd.filters`); ``doc_ids``,
   ``node_ids`` and a ``string_expr`` kwarg are ANDed in (empty id lists, which
@@ -298,6 +307,8 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             max_concurrent_rpcs=max_concurrent_rpcs,
             retry=retry,
         )
+        if dim is not None:  # as LlamaIndex's store: the collection is ready after __init__
+            self._engine.run(self._engine.ready(dim))
 
     @classmethod
     def class_name(cls) -> str:
@@ -377,7 +388,10 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
         rows = node_rows(
             nodes,
             skip_keys={*skip, self.embedding_field},
-            extra=lambda node: {doc_id: node.ref_doc_id or "None"},
+            # doc_id_field="id": the document id is the primary key, not a column to write
+            extra=None
+            if doc_id == MILVUS_ID_FIELD
+            else lambda node: {doc_id: node.ref_doc_id or "None"},
         )
         op = self._engine.add(
             rows.texts,

@@ -214,6 +214,9 @@ class CollectionLayout:
     scalar_fields: tuple[str, ...] = ()
     pk_max_length: int = VARCHAR_MAX_LENGTH
     text_max_length: int = VARCHAR_MAX_LENGTH
+    #: The text is a key of the dynamic field, not a column (a collection made elsewhere,
+    #: e.g. by ``MilvusClient.create_collection(dimension=...)``, text in ``custom_text``).
+    text_dynamic: bool = False
     hidden_fields: frozenset[str] = field(default_factory=frozenset)
     #: The sparse field for full-text / hybrid search (None: none), and whether a BM25
     #: function fills it from the text (searches send text) or it holds caller vectors.
@@ -245,10 +248,10 @@ class CollectionLayout:
             )
         text_name = spec.text_field
         text = by_name.get(text_name)
-        if text is None:
+        if text is None and not description.get("enable_dynamic_field"):
             raise InvalidInputError(
-                f"Collection {spec.name!r} has no text field {text_name!r}; "
-                f"pass text_field= naming its VARCHAR text column."
+                f"Collection {spec.name!r} has no text field {text_name!r} (and no dynamic "
+                f"field to keep it in); pass text_field= naming its VARCHAR text column."
             )
         metadata_field = spec.metadata_field if spec.metadata_field in by_name else None
         reserved = {primary["name"], text_name, vector["name"], metadata_field}
@@ -274,7 +277,10 @@ class CollectionLayout:
             metadata_field=metadata_field,
             scalar_fields=scalars,
             pk_max_length=int((primary.get("params") or {}).get("max_length", VARCHAR_MAX_LENGTH)),
-            text_max_length=int((text.get("params") or {}).get("max_length", VARCHAR_MAX_LENGTH)),
+            text_max_length=int(
+                ((text or {}).get("params") or {}).get("max_length", VARCHAR_MAX_LENGTH)
+            ),
+            text_dynamic=text is None,
             hidden_fields=frozenset(hidden),
             sparse_field=sparse_field,
             sparse_bm25=sparse_bm25,
@@ -305,7 +311,9 @@ class CollectionLayout:
 
     def field_ref(self, key: str) -> FieldRef:
         """How a metadata key is referenced in a filter expression."""
-        if key in self.scalar_fields or key == self.primary_field or key == self.text_field:
+        if key in self.scalar_fields or key == self.primary_field:
+            return scalar_field(key)
+        if key == self.text_field and not self.text_dynamic:
             return scalar_field(key)
         if self.metadata_field:
             return json_field(self.metadata_field, key)
@@ -313,7 +321,7 @@ class CollectionLayout:
 
     def output_fields(self, *, with_vector: bool = False) -> list[str]:
         """Fields to fetch so a row becomes a full :class:`Record`."""
-        fields = [self.text_field, *self.scalar_fields]
+        fields = [*([] if self.text_dynamic else [self.text_field]), *self.scalar_fields]
         if self.metadata_field:
             fields.append(self.metadata_field)
         if self.dynamic:
