@@ -238,3 +238,36 @@ async def test_async_calls_after_a_sync_constructor_do_no_setup(
     monkeypatch.undo()
     await store.aclear()
     await store.aclose()
+
+
+# ----- index_management --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["constructor", "sync", "async"])
+def test_index_management_on_a_collection_without_index(
+    milvus_uri: str, collection_name: str, client: MilvusClient, mode: str
+) -> None:
+    made = MilvusVectorStore(uri=milvus_uri, collection_name=collection_name, dim=DIM)
+    made.add([node("a", "apple", 0)])
+    made.close()
+    client.release_collection(collection_name)
+    for index_name in client.list_indexes(collection_name):
+        client.drop_index(collection_name, index_name)
+
+    dim = DIM if mode == "constructor" else None
+    untouched = MilvusVectorStore(
+        uri=milvus_uri, collection_name=collection_name, dim=dim, index_management="no_validation"
+    )
+    if mode != "constructor":
+        run(untouched, mode, "get_nodes", node_ids=["a"])  # opens the collection
+    assert client.list_indexes(collection_name) == []
+    untouched.close()
+
+    store = MilvusVectorStore(uri=milvus_uri, collection_name=collection_name, dim=dim)
+    if mode != "constructor":  # ours without dim: at first use
+        assert client.list_indexes(collection_name) == []
+        assert run(store, mode, "query", query(0)).ids == ["a"]
+    assert client.list_indexes(collection_name)
+    assert store.query(query(0)).ids == ["a"]
+    store.clear()
+    store.close()

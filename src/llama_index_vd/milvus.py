@@ -47,9 +47,12 @@ VARCHAR column, the node text in ``text``, the vector in ``embedding``, and node
   when the query sets ``alpha``), ``SPARSE`` and ``TEXT_SEARCH`` (BM25 only,
   ``sparse_top_k`` results). Similarities: fused scores / BM25 scores, higher is better.
   BM25 needs Milvus 2.5+ or Milvus Lite 3.x. ``enable_dense=False`` is rejected.
-  ``index_management`` is accepted: a new collection always gets its index, an existing
-  one is used as is. ``use_async_client`` is accepted and has no effect (async I/O is
-  always native). Extra keyword arguments must be pymilvus connection settings
+  ``index_management="create_if_not_exists"`` (the default) also indexes an existing
+  collection that lacks its index when the store opens it (in the constructor with ``dim``,
+  else at first use); ``"no_validation"`` leaves it as is. A new collection always gets
+  its index (LlamaIndex's ``no_validation`` creates one without, which cannot be searched).
+  ``use_async_client`` is accepted and has no effect (async I/O is always native).
+  Extra keyword arguments must be pymilvus connection settings
   (``user``, ``password``, ``db_name``, ``secure``, ``server_pem_path``...); any other
   name raises ``TypeError`` naming the closest valid one. ``output_fields`` only limits
   the metadata of rows written by other tools (nodes carry their metadata in
@@ -288,6 +291,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             consistency_level=consistency_level,
             index_params=index,
             search_params=self.search_config or None,
+            index_existing=self.index_management is IndexManagement.CREATE_IF_NOT_EXISTS,
             scalar_columns=tuple(columns.items()),
             sparse=None
             if sparse is None

@@ -67,6 +67,9 @@ class CollectionSetup:
         if layout is None and dim is not None:
             layout = yield from self.create(dim)
         elif layout is not None:
+            if self.spec.index_existing:  # LlamaIndex's index_management="create_if_not_exists"
+                fields = {f for f in (layout.vector_field, layout.sparse_field) if f}
+                yield from self._ensure_index(fields)
             yield from self._ensure_loaded()
         self.layout = layout
         return layout
@@ -182,11 +185,14 @@ class CollectionSetup:
                 f"{timeout:.0f}s."
             )
 
-    def _ensure_index(self) -> Op[None]:
+    def _ensure_index(self, fields: set[str] | None = None) -> Op[None]:
+        """Create the spec's missing indexes (with ``fields``: only on those fields)."""
         # One create_index call per field (the vector, and a sparse field if any): on
         # milvus-lite the async client's call fails after creating the first index.
         name = self.spec.name
         for field_name, params in self.spec.field_indexes():
+            if fields is not None and field_name not in fields:
+                continue
             listed = {"collection_name": name, "field_name": field_name}
             if (yield self.rpc("list_indexes", **listed)):
                 continue

@@ -78,6 +78,8 @@ class CollectionSpec:
     search_params: Mapping[str, Any] | None = None
     #: A sparse field for full-text / hybrid search (see :mod:`.hybrid`); None: dense only.
     sparse: SparseSpec | None = None
+    #: Create the spec's missing indexes on an existing collection too (when it is opened).
+    index_existing: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
