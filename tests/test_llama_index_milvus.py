@@ -10,7 +10,10 @@ import asyncio
 import copy
 import math
 import random
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -555,22 +558,43 @@ def test_one_store_across_20_asyncio_runs(store: MilvusVectorStore) -> None:
     assert len(store.get_nodes(filters=ALL)) == 13
 
 
-def test_nest_asyncio_notebook_pattern(store: MilvusVectorStore) -> None:
-    import nest_asyncio
+NOTEBOOK_SCRIPT = """
+import asyncio, sys
+import nest_asyncio
+from tests.test_llama_index_milvus import ALL, make_store, sample_nodes, vector_query
 
-    loop = asyncio.new_event_loop()
-    nest_asyncio.apply(loop)
-    try:
+store = make_store(sys.argv[1], sys.argv[2])
+loop = asyncio.new_event_loop()
+nest_asyncio.apply(loop)  # what a Jupyter kernel with nest_asyncio does
 
-        async def cell() -> int:
-            asyncio.run(store.async_add(sample_nodes()))
-            found = loop.run_until_complete(store.aquery(vector_query("dog", k=1)))
-            return len(found.ids) + len(await store.aget_nodes(filters=ALL))
 
-        assert loop.run_until_complete(cell()) == 6
-        assert loop.run_until_complete(store.aquery(vector_query("dog", k=1))).ids == ["d"]
-    finally:
-        loop.close()
+async def cell():
+    asyncio.run(store.async_add(sample_nodes()))
+    found = loop.run_until_complete(store.aquery(vector_query("dog", k=1)))
+    return len(found.ids) + len(await store.aget_nodes(filters=ALL))
+
+
+assert loop.run_until_complete(cell()) == 6
+assert loop.run_until_complete(store.aquery(vector_query("dog", k=1))).ids == ["d"]
+loop.close()
+store.close()
+print("notebook ok")
+"""
+
+
+def test_nest_asyncio_notebook_pattern(milvus_uri: str, collection_name: str) -> None:
+    """Cells on a kernel loop patched by nest_asyncio, in a process of their own:
+    nest_asyncio patches asyncio for the whole process, for good (in this process it would
+    change how every later test's loops end)."""
+    result = subprocess.run(
+        [sys.executable, "-c", NOTEBOOK_SCRIPT, milvus_uri, collection_name],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "notebook ok" in result.stdout
 
 
 @pytest.fixture(scope="module")

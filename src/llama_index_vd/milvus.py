@@ -103,7 +103,7 @@ from llama_index_vd._search_plan import plan_search
 from llama_index_vd._shells import EngineShells, call_timeout
 from vd_integrations.core.coalesce import CoalescingSettings
 from vd_integrations.core.errors import InvalidInputError
-from vd_integrations.core.filters import is_in, refuse_delete_of_everything
+from vd_integrations.core.filters import refuse_delete_of_everything
 from vd_integrations.core.retry import RetrySettings
 from vd_integrations.core.validation import check_known_kwargs, parameter_names
 from vd_integrations.milvus.config import CONNECTION_KWARGS, ConnectionConfig, redact_setting
@@ -434,11 +434,8 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
 
     def _delete_op(self, ref_doc_id: Any) -> Op[None]:
         doc_ids = check_doc_ids(ref_doc_id)
-        layout = yield from self._engine.ready()
-        if layout is None or not doc_ids:
-            return
-        expr = is_in(layout.field_ref(self.doc_id_field), doc_ids)
-        yield from self._engine.delete_matching(expr)
+        if doc_ids:
+            yield from self._engine.delete_where_in(self.doc_id_field, doc_ids)
 
     def _delete_nodes_op(self, node_ids: Any, filters: MetadataFilters | None) -> Op[None]:
         ids = check_ids(node_ids, "node_ids")

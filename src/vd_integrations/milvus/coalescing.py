@@ -9,7 +9,12 @@ engine's async shell with a :class:`~vd_integrations.core.coalesce.Coalescer`:
   search params, partitions): query vectors concatenated (``nq``), hits sliced per caller;
 - ``delete_ids`` (the engine's delete by primary keys): one ``pk in [...]`` delete;
 - ``delete`` by ``filter``: one delete of ``(f1) or (f2) or ...``, which removes exactly
-  the union of what the separate deletes would have removed.
+  the union of what the separate deletes would have removed;
+- ``query_in`` (rows whose scalar field holds one of some values, e.g. the nodes of
+  LlamaIndex documents being deleted): one query for every caller's values, rows handed
+  back to each caller whose values they match. A merged answer that fills the query's
+  ``limit`` may be cut short, so it is not split: each part goes again on its own
+  (:class:`IncompleteMerge`).
 
 Anything else is not merged (``merge_key`` returns None).
 """
@@ -20,15 +25,20 @@ import math
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
+from vd_integrations.core.base_error import VdIntegrationsError
 from vd_integrations.core.batching import DEFAULT_MAX_BATCH_BYTES, estimate_row_bytes
 from vd_integrations.core.filters import or_exprs
 
-__all__ = ["MergeKind", "merge_key", "merge_steps", "part_size", "split_result"]
+__all__ = ["IncompleteMerge", "MergeKind", "merge_key", "merge_steps", "part_size", "split_result"]
 
 MergeKind = str
 #: Bytes that count as one item against ``CoalescingSettings.max_batch`` for writes, so a
 #: merged write of ``max_batch`` (512) items stays within 16 MiB.
 WRITE_UNIT_BYTES = DEFAULT_MAX_BATCH_BYTES // 512
+
+
+class IncompleteMerge(VdIntegrationsError):
+    """A merged request's answer cannot be split back exactly: send each part alone."""
 
 
 def _freeze(value: Any) -> Hashable:
@@ -51,6 +61,8 @@ def merge_kind(method: str, kwargs: Mapping[str, Any]) -> MergeKind | None:
         return "delete_ids"
     if method == "delete" and kwargs.get("filter") and kwargs.get("ids") is None:
         return "delete_filter"
+    if method == "query_in":
+        return "lookup"
     return None
 
 
@@ -59,7 +71,13 @@ def merge_key(method: str, kwargs: Mapping[str, Any]) -> Hashable | None:
     kind = merge_kind(method, kwargs)
     if kind is None:
         return None
-    payload = {"write": "data", "search": "data", "delete_ids": "ids", "delete_filter": "filter"}
+    payload = {
+        "write": "data",
+        "search": "data",
+        "delete_ids": "ids",
+        "delete_filter": "filter",
+        "lookup": "values",
+    }
     rest = {k: v for k, v in kwargs.items() if k != payload[kind]}
     return (kind, method, _freeze(rest))
 
@@ -75,6 +93,8 @@ def part_size(method: str, kwargs: Mapping[str, Any]) -> int:
         return len(kwargs["data"])
     if kind == "delete_ids":
         return len(kwargs["ids"])
+    if kind == "lookup":
+        return len(kwargs["values"])
     return 1
 
 
@@ -89,6 +109,8 @@ def merge_steps(method: str, parts: Sequence[Mapping[str, Any]]) -> dict[str, An
         merged["ids"] = list(dict.fromkeys(pk for part in parts for pk in part["ids"]))
     elif kind == "delete_filter":
         merged["filter"] = or_exprs(*(part["filter"] for part in parts))
+    elif kind == "lookup":
+        merged["values"] = list(dict.fromkeys(v for part in parts for v in part["values"]))
     else:  # pragma: no cover - callers only merge mergeable requests
         raise ValueError(f"{method} requests cannot be merged")
     return merged
@@ -118,5 +140,12 @@ def split_result(method: str, parts: Sequence[Mapping[str, Any]], result: Any) -
         return out
     if kind == "delete_ids":
         return [{"delete_count": len(part["ids"])} for part in parts]
+    if kind == "lookup":
+        limit = parts[0].get("limit")
+        rows = list(result)
+        if limit is not None and len(rows) >= limit:
+            raise IncompleteMerge(f"a merged query returned its limit of {limit} rows")
+        field = parts[0]["field"]
+        return [[row for row in rows if row.get(field) in set(part["values"])] for part in parts]
     # delete_filter: Milvus reports one count for the union; per caller it is unknown.
     return [{"delete_count": None} for _ in parts]

@@ -299,9 +299,16 @@ class MilvusEngine(WriteOps, HybridOps):
         except Exception as exc:
             if not faults.rejected_by_server(exc):
                 raise  # the request may have been applied: do not send the parts again
-            parts_sent = (self.connection.acall(s) for s in steps)
-            return list(await asyncio.gather(*parts_sent, return_exceptions=True))
-        return coalescing.split_result(method, parts, result)
+            return await self._arun_each(steps)
+        try:
+            return coalescing.split_result(method, parts, result)
+        except coalescing.IncompleteMerge:  # a read: asking again changes nothing
+            return await self._arun_each(steps)
+
+    async def _arun_each(self, steps: list[Rpc]) -> list[Any]:
+        """Each step as its own RPC, concurrently; a failure is that step's result."""
+        parts_sent = (self.connection.acall(s) for s in steps)
+        return list(await asyncio.gather(*parts_sent, return_exceptions=True))
 
     # ----- lifecycle ----------------------------------------------------------------------
 

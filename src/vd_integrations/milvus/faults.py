@@ -98,6 +98,7 @@ _IDEMPOTENT = frozenset(
         "create_index",
         "delete",
         "delete_ids",
+        "query_in",
         "upsert",
         "drop_collection",
         "flush",

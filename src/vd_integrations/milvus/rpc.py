@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 #: Reads that need the collection loaded (loaded again after a server restart).
-READS = frozenset({"search", "query", "get", "hybrid_search"})
+READS = frozenset({"search", "query", "query_in", "get", "hybrid_search"})
 #: Writes that go one at a time on Milvus Lite (see :mod:`.lite_writes`).
 WRITES = frozenset({"insert", "upsert", "delete"})
 
@@ -51,13 +51,19 @@ def client_call(step: Rpc) -> tuple[str, dict[str, Any]]:
 
     ``delete_ids`` is a delete by primary keys, sent as our escaped ``pk in [...]`` filter:
     pymilvus' own ``delete(ids=...)`` pastes string ids between quotes unescaped, so an id
-    containing a quote could change which rows are deleted.
+    containing a quote could change which rows are deleted. ``query_in`` is a query for the
+    rows whose scalar ``field`` holds one of ``values`` (``field in [...]``, escaped alike);
+    concurrent ones merge into one query (:mod:`.coalescing`).
     """
-    if step.method != "delete_ids":
-        return step.method, step.kwargs
-    kwargs = dict(step.kwargs)
-    kwargs["filter"] = ids_expr(kwargs.pop("pk_field"), kwargs.pop("ids"))
-    return "delete", kwargs
+    if step.method == "delete_ids":
+        kwargs = dict(step.kwargs)
+        kwargs["filter"] = ids_expr(kwargs.pop("pk_field"), kwargs.pop("ids"))
+        return "delete", kwargs
+    if step.method == "query_in":
+        kwargs = dict(step.kwargs)
+        kwargs["filter"] = ids_expr(kwargs.pop("field"), kwargs.pop("values"))
+        return "query", kwargs
+    return step.method, step.kwargs
 
 
 def load_kwargs(step: Rpc) -> dict[str, Any]:

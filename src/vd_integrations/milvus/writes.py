@@ -18,6 +18,7 @@ from vd_integrations.core.filters import (
     FilterLike,
     and_exprs,
     ids_expr,
+    is_in,
     refuse_delete_of_everything,
 )
 from vd_integrations.core.ops import EmbedDocuments, Op
@@ -268,6 +269,46 @@ class WriteOps(ReadOps):
             return len(keys)
         count = result.get("delete_count") if isinstance(result, Mapping) else None
         return None if count is None else int(count)
+
+    def delete_where_in(
+        self, field: str, values: Sequence[str | int], *, page_size: int = 16_384
+    ) -> Op[int]:
+        """Delete the rows whose ``field`` holds one of ``values`` (LlamaIndex's
+        ``delete(ref_doc_id)``): keys looked up, then deleted by key, like
+        :meth:`delete_matching`. On a scalar column the lookup is a ``query_in`` step, which
+        concurrent callers share (one query for 100 concurrent document deletes, not 100);
+        a metadata key goes through :meth:`delete_matching`. Returns the rows deleted."""
+        values = list(values)
+        layout = yield from self.ready(loaded=True)
+        if layout is None or not values:
+            return 0
+        if field not in layout.scalar_fields and field != layout.primary_field:
+            return (yield from self.delete_matching(is_in(layout.field_ref(field), values)))
+        deleted: set[Any] = set()
+        pk = layout.primary_field
+        while True:
+            rows = yield self.rpc(
+                "query_in",
+                collection_name=layout.name,
+                field=field,
+                values=values,
+                output_fields=[pk, field],
+                limit=page_size,
+                **self.partition_kwargs(),
+            )
+            keys = [row[pk] for row in rows if row[pk] not in deleted]
+            if not keys:
+                return len(deleted)
+            yield self.rpc(
+                "delete_ids",
+                collection_name=layout.name,
+                pk_field=pk,
+                ids=keys,
+                **self.partition_kwargs(single=True),
+            )
+            deleted.update(keys)
+            if len(rows) < page_size:
+                return len(deleted)
 
     def delete_matching(self, filter: FilterLike, *, page_size: int = 16_384) -> Op[int]:
         """Delete what ``filter`` matches by looking up the primary keys first, then deleting
