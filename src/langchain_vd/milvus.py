@@ -35,6 +35,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from pymilvus import Function, FunctionType
 
+from langchain_vd._attributes import UpstreamAttributes, metadata_layout
 from langchain_vd._base import EngineVectorStore
 from langchain_vd._engine import pick_filter, to_document
 from vd_integrations.core.coalesce import CoalescingSettings
@@ -149,7 +150,7 @@ def _hybrid_fields(
     return (dense[0] if dense else "vector"), sparse
 
 
-class Milvus(EngineVectorStore[MilvusEngine]):
+class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
     """Milvus vector store for LangChain, sync and natively async.
 
     Example:
@@ -177,7 +178,7 @@ class Milvus(EngineVectorStore[MilvusEngine]):
         primary_field: str = "pk",
         text_field: str = "text",
         vector_field: str | list[str] = "vector",
-        enable_dynamic_field: bool = True,
+        enable_dynamic_field: bool | None = None,
         metadata_field: str | None = None,
         partition_key_field: str | None = None,
         num_partitions: int | None = None,
@@ -218,7 +219,14 @@ class Milvus(EngineVectorStore[MilvusEngine]):
                 "supported; pass an embedding_function too (full_text_search() then gives "
                 "BM25-only results)."
             )
-        del vector_schema, metadata_schema  # accepted for drop-in compatibility; unused
+        del vector_schema  # accepted for drop-in compatibility; unused
+        metadata = metadata_layout(
+            enable_dynamic_field,
+            metadata_field,
+            metadata_schema,
+            reserved=[primary_field, text_field, dense_field, *([sparse.field] if sparse else [])],
+        )
+        self.metadata_schema = metadata_schema
         self.embedding_func = embedding_function
         self.collection_name = collection_name
         self._spec = CollectionSpec(
@@ -228,8 +236,9 @@ class Milvus(EngineVectorStore[MilvusEngine]):
             primary_field=primary_field,
             text_field=text_field,
             vector_field=dense_field,
-            metadata_field=metadata_field,
-            enable_dynamic_field=enable_dynamic_field or metadata_field is None,
+            metadata_field=metadata.metadata_field,
+            enable_dynamic_field=metadata.enable_dynamic_field,
+            metadata_columns=metadata.columns,
             partition_key_field=partition_key_field,
             num_partitions=num_partitions,
             num_shards=num_shards,

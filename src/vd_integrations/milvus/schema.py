@@ -21,6 +21,12 @@ from vd_integrations.core.errors import InvalidInputError
 from vd_integrations.core.filters import FieldRef, dynamic_field, json_field, scalar_field
 from vd_integrations.core.scoring import normalize_metric
 from vd_integrations.core.validation import as_float_list, check_int64_id, check_metadata_depth
+from vd_integrations.milvus.metadata_columns import (
+    ColumnLayoutMixin,
+    ColumnSpecMixin,
+    MetadataColumn,
+    columns_from_description,
+)
 
 if TYPE_CHECKING:
     from vd_integrations.milvus.sparse import SparseSpec
@@ -56,7 +62,7 @@ class Record:
 
 
 @dataclass(frozen=True)
-class CollectionSpec:
+class CollectionSpec(ColumnSpecMixin):
     """The collection a store wants: names, creation options, index and search settings."""
 
     name: str
@@ -78,6 +84,8 @@ class CollectionSpec:
     search_params: Mapping[str, Any] | None = None
     #: A sparse field for full-text / hybrid search (see :mod:`.hybrid`); None: dense only.
     sparse: SparseSpec | None = None
+    #: Typed metadata columns of a new collection (``metadata_schema``; see ``for_first_metadata``)
+    metadata_columns: tuple[MetadataColumn, ...] = ()
     #: Create the spec's missing indexes on an existing collection too (when it is opened).
     index_existing: bool = False
 
@@ -135,13 +143,7 @@ class CollectionSpec:
             self.sparse.add_to_schema(schema, self.text_field)
         if self.metadata_field:
             schema.add_field(self.metadata_field, DataType.JSON)
-        if self.partition_key_field:
-            schema.add_field(
-                self.partition_key_field,
-                DataType.VARCHAR,
-                max_length=VARCHAR_MAX_LENGTH,
-                is_partition_key=True,
-            )
+        self.add_columns_to_schema(schema)
         return schema
 
     def build_index_params(self) -> Any:
@@ -180,9 +182,11 @@ class CollectionSpec:
             vector_field=self.vector_field,
             dim=0,
             metric=self.index["metric_type"],
-            dynamic=self.enable_dynamic_field or not self.metadata_field,
+            dynamic=self.enable_dynamic_field,
             metadata_field=self.metadata_field,
-            scalar_fields=(self.partition_key_field,) if self.partition_key_field else (),
+            scalar_fields=self.column_names,
+            columns=self.metadata_columns,
+            drop_unknown_keys=self.static_metadata,
         )
 
     def create_kwargs(self, dim: int) -> dict[str, Any]:
@@ -200,7 +204,7 @@ class CollectionSpec:
 
 
 @dataclass(frozen=True)
-class CollectionLayout:
+class CollectionLayout(ColumnLayoutMixin):
     """The shape of an existing collection, read from Milvus (or just created)."""
 
     name: str
@@ -224,6 +228,10 @@ class CollectionLayout:
     #: function fills it from the text (searches send text) or it holds caller vectors.
     sparse_field: str | None = None
     sparse_bm25: bool = False
+    #: Typed metadata columns; every field name (schema order); drop keys that are no column
+    columns: tuple[MetadataColumn, ...] = ()
+    field_names: tuple[str, ...] = ()
+    drop_unknown_keys: bool = False
 
     # ----- reading an existing collection ---------------------------------------------------
 
@@ -286,6 +294,9 @@ class CollectionLayout:
             hidden_fields=frozenset(hidden),
             sparse_field=sparse_field,
             sparse_bm25=sparse_bm25,
+            columns=columns_from_description(fields, scalars),
+            field_names=tuple(f["name"] for f in fields),
+            drop_unknown_keys=spec.static_metadata,
         )
 
     # ----- ids ----------------------------------------------------------------------------
@@ -346,7 +357,7 @@ class CollectionLayout:
         if self.metadata_field:
             row[self.metadata_field] = dict(metadata)
         else:
-            row.update(metadata)
+            row.update(self.storable_metadata(metadata))
         return row
 
     def record_from_entity(
@@ -381,13 +392,14 @@ class CollectionLayout:
                     f"metadata #{index} uses the reserved key {key!r} (a field of the "
                     f"collection: {sorted(reserved)}); rename the key."
                 )
-            if not self.dynamic and not self.metadata_field and key not in self.scalar_fields:
+            if not self.unknown_key_ok(key):
                 raise InvalidInputError(
                     f"metadata #{index} has key {key!r}, but collection {self.name!r} has no "
                     f"dynamic field and no column named {key!r} (columns: "
                     f"{list(self.scalar_fields)})."
                 )
             _check_json_value(index, key, value)
+        self.check_columns(index, metadata)
 
 
 def _sparse_field(

@@ -123,7 +123,10 @@ class WriteOps(ReadOps):
         )
         if n == 0:
             return []
-        layout = (yield from self.ready()) or self.setup.prospective_layout()
+        existing = yield from self.ready()
+        if existing is None:  # a new collection: typed columns may come from the first document
+            self.setup.spec = self.spec.for_first_metadata(metadatas[0] if metadatas else None)
+        layout = existing or self.setup.prospective_layout()
         checked_vectors = (
             None
             if vectors is None
