@@ -110,8 +110,11 @@ def test_collection_made_elsewhere_with_dynamic_text(
         (pks[1], "n2_text", {"custom_meta": "n2_meta"}),
     ]
     assert got[0].embedding == pytest.approx(unit(0))
-    run(store, mode, "delete_nodes", [pks[0]])
+    # the document id is the primary key: delete(ref_doc_id) deletes the row with that key
+    run(store, mode, "delete", pks[0])
     assert [n.node_id for n in run(store, mode, "get_nodes", node_ids=pks)] == [pks[1]]
+    run(store, mode, "delete_nodes", [pks[1]])
+    assert run(store, mode, "get_nodes", node_ids=pks) == []
     store.close()
 
 
@@ -137,6 +140,15 @@ def test_dynamic_text_collection_refuses_nothing_it_can_store(
     (hit,) = store.query(query(1)).nodes
     assert hit.node_id == "a" and hit.get_content() == "apple text"
     store.close()
+
+
+def test_id_field_is_accepted_when_it_names_the_primary_key(milvus_uri: str) -> None:
+    """LlamaIndex's own tests pass ``id_field="id"``, which its store ignores."""
+    store = MilvusVectorStore(uri=milvus_uri, collection_name="never_made", id_field="id")
+    assert "id_field" not in store.engine.config.client_kwargs()
+    store.close()
+    with pytest.raises(ValueError, match=r"primary key .* always 'id'"):
+        MilvusVectorStore(uri=milvus_uri, collection_name="never_made", id_field="pk")
 
 
 # ----- the collection is created in the constructor when dim is given ----------------------------

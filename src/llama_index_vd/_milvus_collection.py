@@ -24,6 +24,7 @@ from vd_integrations.milvus.schema import VARCHAR_MAX_LENGTH, CollectionLayout, 
 __all__ = [
     "MILVUS_ID_FIELD",
     "NodeCollectionSpec",
+    "check_id_field",
     "index_params",
     "milvus_metric",
     "node_columns",
@@ -46,6 +47,16 @@ class NodeCollectionSpec(CollectionSpec):
             extra = {"max_length": VARCHAR_MAX_LENGTH} if dtype == DataType.VARCHAR else {}
             schema.add_field(name, dtype, **extra)
         return schema
+
+
+def check_id_field(id_field: Any) -> None:
+    """LlamaIndex's own tests pass ``id_field="id"`` (its store ignores the name): accepted,
+    since the primary key is always ``id``; another name would silently not be used."""
+    if id_field != MILVUS_ID_FIELD:
+        raise InvalidInputError(
+            f"id_field={id_field!r}: the primary key of a MilvusVectorStore collection is "
+            f"always {MILVUS_ID_FIELD!r}; drop id_field (doc_id_field names the document id)."
+        )
 
 
 def milvus_metric(similarity_metric: Any) -> str:

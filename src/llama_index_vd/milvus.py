@@ -51,7 +51,8 @@ VARCHAR column, the node text in ``text``, the vector in ``embedding``, and node
   collection that lacks its index when the store opens it (in the constructor with ``dim``,
   else at first use); ``"no_validation"`` leaves it as is. A new collection always gets
   its index (LlamaIndex's ``no_validation`` creates one without, which cannot be searched).
-  ``use_async_client`` is accepted and has no effect (async I/O is always native).
+  ``use_async_client`` is accepted and has no effect (async I/O is always native), and so
+  is ``id_field="id"`` (the primary key is always ``id``; any other name is refused).
   Extra keyword arguments must be pymilvus connection settings
   (``user``, ``password``, ``db_name``, ``secure``, ``server_pem_path``...); any other
   name raises ``TypeError`` naming the closest valid one. ``output_fields`` only limits
@@ -84,6 +85,7 @@ from pydantic import FieldSerializationInfo
 from llama_index_vd._milvus_collection import (
     MILVUS_ID_FIELD,
     NodeCollectionSpec,
+    check_id_field,
     index_params,
     node_columns,
     node_filter_expr,
@@ -115,8 +117,9 @@ __all__ = ["DEFAULT_MILVUS_URI", "IndexManagement", "MilvusVectorStore"]
 
 DEFAULT_MILVUS_URI = "./milvus_llamaindex.db"
 DEFAULT_BATCH_SIZE = 100
-#: LlamaIndex's constructor arguments with no effect here (async I/O is always native).
-_UPSTREAM_ONLY = frozenset({"use_async_client"})
+#: LlamaIndex's constructor arguments with no effect here: async I/O is always native, and
+#: ``id_field`` (passed by LlamaIndex's own tests, ignored there) can only be ``"id"``.
+_UPSTREAM_ONLY = frozenset({"use_async_client", "id_field"})
 
 
 class IndexManagement(str, Enum):
@@ -231,6 +234,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             parameter_names(MilvusVectorStore.__init__) | CONNECTION_KWARGS | _UPSTREAM_ONLY,
             "MilvusVectorStore()",
         )
+        check_id_field(kwargs.get("id_field", MILVUS_ID_FIELD))
         for name in _UPSTREAM_ONLY:
             kwargs.pop(name, None)
         if not enable_dense:
@@ -434,7 +438,9 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
 
     def _delete_op(self, ref_doc_id: Any) -> Op[None]:
         doc_ids = check_doc_ids(ref_doc_id)
-        if doc_ids:
+        if doc_ids and self.doc_id_field == MILVUS_ID_FIELD:  # the document id is the key
+            yield from self._engine.delete(doc_ids)
+        elif doc_ids:
             yield from self._engine.delete_where_in(self.doc_id_field, doc_ids)
 
     def _delete_nodes_op(self, node_ids: Any, filters: MetadataFilters | None) -> Op[None]:
