@@ -334,3 +334,41 @@ def test_enable_dynamic_field_true_ignores_metadata_field(make: Any, client: Any
     assert store._metadata_field is None and store.enable_dynamic_field is True
     call("add_texts", TEXTS, [{"a": 1}] * 3, ids=["1", "2", "3"])
     assert "meta" not in described(client, store.collection_name)
+
+
+# ------------------------------------------------------------------------------------------------
+# index_params, search_params and the other constructor arguments
+# ------------------------------------------------------------------------------------------------
+
+
+def test_index_and_search_params_as_given_or_from_the_collection(
+    make: Any, milvus_uri: str
+) -> None:
+    given, call = make(index_params={"metric_type": "IP", "index_type": "HNSW"})
+    assert given.index_params == {"metric_type": "IP", "index_type": "HNSW"}
+    assert given.search_params is None  # not given, and no collection yet
+    call("add_texts", TEXTS, ids=["1", "2", "3"])
+    assert given.search_params == {"metric_type": "IP", "params": {"ef": 10}}
+    opened = Milvus(
+        IndexEmbeddings(),
+        collection_name=given.collection_name,
+        connection_args={"uri": milvus_uri},
+        search_params={"metric_type": "IP", "params": {"ef": 64}},
+    )
+    assert opened.index_params == {"metric_type": "IP", "index_type": "HNSW", "params": {}}
+    assert opened.search_params == {"metric_type": "IP", "params": {"ef": 64}}
+    opened.close()
+
+
+def test_constructor_arguments_read_back(make: Any) -> None:
+    store, _ = make(
+        collection_description="d",
+        auto_id=True,
+        partition_names=["p"],
+        replica_number=1,
+        timeout=5.0,
+        num_shards=1,
+    )
+    assert (store.consistency_level, store.collection_description) == ("Strong", "d")
+    assert (store.auto_id, store.partition_names, store.replica_number) == (True, ["p"], 1)
+    assert (store.timeout, store.num_shards, store.num_partitions) == (5.0, 1, None)

@@ -4,7 +4,9 @@
 same MilvusClient-backed collection view langchain-milvus returns, or None), the field
 names ``_primary_field``, ``_text_field``, ``_vector_field`` (a str, or a list with
 several vector fields), ``_metadata_field``, ``_partition_key_field`` and
-``vector_fields``, as langchain-milvus computes them; and how its
+``vector_fields``, ``index_params`` and ``search_params`` (the given ones, else those of the
+collection's indexes) and the other constructor arguments, as langchain-milvus computes
+them; and how its
 ``enable_dynamic_field`` / ``metadata_field`` / ``metadata_schema`` arguments map onto a
 collection spec (:func:`metadata_layout`).
 """
@@ -24,6 +26,32 @@ from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec
 __all__ = ["CollectionView", "MetadataLayout", "UpstreamAttributes", "metadata_layout"]
 
 _log = logging.getLogger(__name__)
+
+#: langchain-milvus' search parameters for an index type it was not given any for.
+_SEARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "IVF_FLAT": {"nprobe": 10},
+    "IVF_SQ8": {"nprobe": 10},
+    "IVF_PQ": {"nprobe": 10},
+    "HNSW": {"ef": 10},
+    "RHNSW_FLAT": {"ef": 10},
+    "RHNSW_SQ": {"ef": 10},
+    "RHNSW_PQ": {"ef": 10},
+    "IVF_HNSW": {"nprobe": 10, "ef": 10},
+    "ANNOY": {"search_k": 10},
+    "SCANN": {"search_k": 10},
+    "GPU_IVF_FLAT": {"nprobe": 10},
+    "GPU_IVF_PQ": {"nprobe": 10},
+    "GPU_BRUTE_FORCE": {"nprobe": 10},
+    "GPU_CAGRA": {
+        "itopk_size": 128,
+        "search_width": 4,
+        "min_iterations": 0,
+        "max_iterations": 0,
+        "team_size": 0,
+    },
+    "SPARSE_INVERTED_INDEX": {"drop_ratio_build": 0.2},
+    "SPARSE_WAND": {"drop_ratio_build": 0.2},
+}
 
 
 @dataclass(frozen=True)
@@ -127,6 +155,10 @@ class UpstreamAttributes:
 
     _spec: CollectionSpec
     _engine: MilvusEngine
+    #: ``index_params`` / ``search_params`` as given to the constructor (None: not given).
+    _given_index_params: Any = None
+    _given_search_params: Any = None
+    _index_cache: tuple[CollectionLayout, list[dict[str, Any]]] | None = None
 
     def _layout(self) -> CollectionLayout | None:
         """The collection's layout; looked up (no collection is created) until known."""
@@ -148,6 +180,45 @@ class UpstreamAttributes:
         if self._layout() is None:
             return None
         return CollectionView(self._engine.client, self._spec.name)
+
+    def _indexes(self) -> list[dict[str, Any]]:
+        """Each vector field's index (``index_type``, ``metric_type``; {} for none), read
+        once per collection."""
+        layout = self._layout()
+        if layout is None:
+            return []
+        if self._index_cache is None or self._index_cache[0] is not layout:
+            found = {
+                i.field_name: i.params
+                for i in CollectionView(self._engine.client, layout.name).indexes
+            }
+            indexes = [dict(found.get(name) or {}) for name in self.vector_fields]
+            self._index_cache = (layout, indexes)
+        return self._index_cache[1]
+
+    @property
+    def index_params(self) -> Any:
+        """As given; else, once the collection exists, each vector field's index (a list
+        with several vector fields)."""
+        if self._given_index_params is not None or self._layout() is None:
+            return self._given_index_params
+        return _from_list([{**index, "params": {}} for index in self._indexes()])
+
+    @property
+    def search_params(self) -> Any:
+        """As given; else, once the collection exists, langchain-milvus' defaults for each
+        vector field's index type and metric (a list with several vector fields)."""
+        if self._given_search_params is not None or self._layout() is None:
+            return self._given_search_params
+        return _from_list(
+            [
+                {
+                    "metric_type": index.get("metric_type"),
+                    "params": dict(_SEARCH_DEFAULTS.get(str(index.get("index_type")), {})),
+                }
+                for index in self._indexes()
+            ]
+        )
 
     @property
     def vector_fields(self) -> list[str]:
@@ -183,3 +254,45 @@ class UpstreamAttributes:
     @property
     def enable_dynamic_field(self) -> bool:
         return self._spec.enable_dynamic_field
+
+    @property
+    def consistency_level(self) -> str:
+        return self._spec.consistency_level
+
+    @property
+    def auto_id(self) -> bool:
+        return self._spec.auto_id
+
+    @property
+    def collection_description(self) -> str:
+        return self._spec.description
+
+    @property
+    def collection_properties(self) -> Mapping[str, Any] | None:
+        return self._spec.properties
+
+    @property
+    def partition_names(self) -> list[str] | None:
+        names = self._spec.partition_names
+        return None if names is None else list(names)
+
+    @property
+    def num_partitions(self) -> int | None:
+        return self._spec.num_partitions
+
+    @property
+    def num_shards(self) -> int | None:
+        return self._spec.num_shards
+
+    @property
+    def replica_number(self) -> int:
+        return self._spec.replica_number
+
+    @property
+    def timeout(self) -> float | None:
+        return self._engine.timeout
+
+
+def _from_list(values: list[Any]) -> Any:
+    """One value as itself, several as a list (langchain-milvus' ``_from_list``)."""
+    return values[0] if len(values) == 1 else values

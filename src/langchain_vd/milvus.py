@@ -227,6 +227,7 @@ class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
             reserved=[primary_field, text_field, dense_field, *([sparse.field] if sparse else [])],
         )
         self.metadata_schema = metadata_schema
+        self._given_index_params, self._given_search_params = index_params, search_params
         self.embedding_func = embedding_function
         self.collection_name = collection_name
         self._spec = CollectionSpec(
