@@ -38,6 +38,7 @@ from pymilvus import Function, FunctionType
 from langchain_vd._attributes import UpstreamAttributes, metadata_layout
 from langchain_vd._base import EngineVectorStore
 from langchain_vd._engine import pick_filter, to_document
+from langchain_vd._vector_args import vector_args
 from vd_integrations.core.coalesce import CoalescingSettings
 from vd_integrations.core.errors import InvalidInputError
 from vd_integrations.core.ops import Op
@@ -45,7 +46,6 @@ from vd_integrations.core.retry import RetrySettings
 from vd_integrations.core.validation import check_known_kwargs, parameter_names
 from vd_integrations.milvus.config import DEFAULT_EMBEDDED_URI, ConnectionConfig
 from vd_integrations.milvus.engine import MilvusEngine
-from vd_integrations.milvus.hybrid import SparseSpec, sparse_spec_from_builtin
 from vd_integrations.milvus.schema import CollectionSpec, Record
 
 __all__ = ["BM25BuiltInFunction", "Milvus"]
@@ -124,32 +124,6 @@ class BM25BuiltInFunction:
         return kwargs
 
 
-def _hybrid_fields(
-    builtin_function: Any, vector_field: str | Sequence[str], text_field: str
-) -> tuple[str, SparseSpec | None]:
-    """The dense vector field and the BM25 sparse spec, from langchain-milvus' arguments."""
-    functions = (
-        []
-        if builtin_function is None
-        else list(builtin_function)
-        if isinstance(builtin_function, (list, tuple))
-        else [builtin_function]
-    )
-    if len(functions) > 1:
-        raise NotImplementedError(
-            "Only one builtin_function (a BM25BuiltInFunction) is supported; pass one."
-        )
-    sparse = sparse_spec_from_builtin(functions[0], text_field=text_field) if functions else None
-    fields = [vector_field] if isinstance(vector_field, str) else list(vector_field)
-    dense = [f for f in fields if sparse is None or f != sparse.field]
-    if len(dense) > 1:
-        raise NotImplementedError(
-            f"Multiple dense vector fields {dense} are not supported; pass one "
-            f"embedding_function and vector_field=['<dense>', '<BM25 output field>']."
-        )
-    return (dense[0] if dense else "vector"), sparse
-
-
 class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
     """Milvus vector store for LangChain, sync and natively async.
 
@@ -164,7 +138,7 @@ class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
 
     def __init__(
         self,
-        embedding_function: Embeddings | None,
+        embedding_function: Embeddings | list[Embeddings] | None,
         collection_name: str = "LangChainCollection",
         collection_description: str = "",
         collection_properties: dict[str, Any] | None = None,
@@ -207,18 +181,17 @@ class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
         Any other keyword raises ``TypeError`` naming the closest valid one.
         """
         check_known_kwargs(kwargs, parameter_names(Milvus.__init__), "Milvus()")
-        if isinstance(embedding_function, list):
-            raise NotImplementedError(
-                "Multiple embedding functions are not supported; pass one embedding_function "
-                "(plus builtin_function=BM25BuiltInFunction() for hybrid search)."
-            )
-        dense_field, sparse = _hybrid_fields(builtin_function, vector_field, text_field)
-        if sparse is not None and embedding_function is None:
-            raise NotImplementedError(
-                "A BM25-only store (builtin_function without embedding_function) is not "
-                "supported; pass an embedding_function too (full_text_search() then gives "
-                "BM25-only results)."
-            )
+        vectors = vector_args(
+            embedding_function,
+            builtin_function,
+            vector_field,
+            text_field,
+            vector_schema,
+            index_params,
+            search_params,
+        )
+        dense_field, sparse = vectors.dense_field, vectors.sparse
+        self.vector_schema = vector_schema
         del vector_schema  # accepted for drop-in compatibility; unused
         metadata = metadata_layout(
             enable_dynamic_field,
@@ -227,8 +200,11 @@ class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
             reserved=[primary_field, text_field, dense_field, *([sparse.field] if sparse else [])],
         )
         self.metadata_schema = metadata_schema
-        self._given_index_params, self._given_search_params = index_params, search_params
-        self.embedding_func = embedding_function
+        self.embedding_func = (
+            embedding_function[0]
+            if isinstance(embedding_function, list) and len(embedding_function) == 1
+            else embedding_function
+        )
         self.collection_name = collection_name
         self._spec = CollectionSpec(
             name=collection_name,
@@ -247,16 +223,17 @@ class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
             replica_number=replica_number,
             auto_id=auto_id,
             consistency_level=consistency_level,
-            index_params=index_params,
-            search_params=search_params,
+            index_params=vectors.index_params,
+            search_params=vectors.search_params,
             sparse=sparse,
+            vectors=vectors.vectors,
         )
         self._engine = MilvusEngine(
             self._spec,
             ConnectionConfig.from_connection_args(
                 connection_args, default_uri=DEFAULT_EMBEDDED_URI
             ),
-            embedder=embedding_function,
+            embedder=vectors.embedder,
             drop_old=bool(drop_old),
             timeout=timeout,
             coalescing=coalescing,
@@ -274,7 +251,7 @@ class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
     # ----- properties ---------------------------------------------------------------------
 
     @property
-    def embeddings(self) -> Embeddings | None:
+    def embeddings(self) -> Any:
         return self.embedding_func
 
     @property
@@ -310,6 +287,16 @@ class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
         filter: Any,
         param: dict | None = None,
     ) -> Op[list[Record]]:
+        if self._spec.vectors is not None:  # typed / several vector fields: all of them
+            return self._engine.search_fields(
+                query,
+                k=k,
+                fetch_k=fetch_k,
+                ranker=ranker,
+                ranker_params=ranker_params,
+                filter=filter,
+                search_params=param,
+            )
         return self._engine.hybrid_search(
             query,
             k=k,
@@ -334,8 +321,9 @@ class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
         expr: Any,
         kwargs: Mapping[str, Any],
     ) -> Op[list[tuple[Document, float]]]:
-        """As in langchain-milvus, a text search on a store with a BM25 function is hybrid."""
-        if self._spec.sparse is None or vector is not None:
+        """As in langchain-milvus, a text search on a store with a BM25 function or several
+        vector fields searches them all, fused by the ranker."""
+        if (self._spec.sparse is None and self._spec.vectors is None) or vector is not None:
             return (
                 yield from super()._scored_op(
                     query=query, vector=vector, k=k, param=param, expr=expr, kwargs=kwargs
@@ -345,7 +333,10 @@ class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
             query,
             k=k,
             fetch_k=kwargs.get("fetch_k"),
-            ranker=kwargs.get("ranker_type") or kwargs.get("ranker") or "rrf",
+            ranker=kwargs.get("reranker")
+            or kwargs.get("ranker_type")
+            or kwargs.get("ranker")
+            or "rrf",
             ranker_params=kwargs.get("ranker_params"),
             filter=pick_filter(expr, kwargs),
             param=param,

@@ -27,8 +27,6 @@ positive score here.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -37,10 +35,10 @@ from pymilvus import AnnSearchRequest, FunctionType
 
 from vd_integrations.core.errors import InvalidInputError
 from vd_integrations.core.ops import Op
-from vd_integrations.core.validation import FLOAT32_MAX, check_positive_int, fits_float32
+from vd_integrations.core.validation import check_positive_int
 from vd_integrations.milvus.rankers import DEFAULT_RRF_K, MAX_TOPK, Ranker, make_ranker
 from vd_integrations.milvus.schema import CollectionLayout, Record
-from vd_integrations.milvus.sparse import SparseSpec
+from vd_integrations.milvus.sparse import SparseSpec, check_sparse_vector
 
 __all__ = [
     "DEFAULT_RRF_K",
@@ -143,32 +141,6 @@ def check_query(query: Any) -> None:
     """``query`` must be a ``str`` or None."""
     if query is not None and not isinstance(query, str):
         raise InvalidInputError(f"query must be a str, got {type(query).__name__}.")
-
-
-def check_sparse_vector(vector: Any, what: str = "sparse vector") -> dict[int, float]:
-    """A ``{dimension: weight}`` dict of non-negative int keys and finite float values."""
-    if hasattr(vector, "tocoo"):  # a scipy sparse row
-        coo = vector.tocoo()
-        vector = {int(c): float(v) for c, v in zip(coo.col, coo.data, strict=True)}
-    if not isinstance(vector, Mapping) or not vector:
-        raise InvalidInputError(
-            f"{what} must be a non-empty dict {{dimension: weight}}, got {vector!r:.80}."
-        )
-    out: dict[int, float] = {}
-    for key, value in vector.items():
-        if isinstance(key, bool) or not isinstance(key, numbers.Integral) or key < 0:
-            raise InvalidInputError(f"{what} has key {key!r}; keys must be non-negative ints.")
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise InvalidInputError(f"{what} has value {value!r}; values must be numbers.")
-        if not math.isfinite(float(value)):
-            raise InvalidInputError(f"{what} contains NaN or infinity.")
-        if not fits_float32(float(value)):
-            raise InvalidInputError(
-                f"{what} has weight {value!r} for dimension {key!r}, outside the float32 range "
-                f"(magnitude at most {FLOAT32_MAX:.8g}) in which Milvus stores it."
-            )
-        out[int(key)] = float(value)
-    return out
 
 
 def dense_params(layout: CollectionLayout, *extra: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -34,7 +34,7 @@ class Ranker:
 
     kind: str = "rrf"
     k: int = DEFAULT_RRF_K
-    weights: tuple[float, float] = (0.5, 0.5)
+    weights: tuple[float, ...] = (0.5, 0.5)
     norm_score: bool = True
     native: Any = None
 
@@ -56,6 +56,7 @@ def make_ranker(
     alpha: float | None = None,
     ranker_arg: str = "ranker",
     params_arg: str = "ranker_params",
+    legs: int = 2,
 ) -> Ranker:
     """Validate a ranker choice into a :class:`Ranker`; :class:`InvalidInputError` (a
     ``ValueError``) naming the bad parameter and how to fix it otherwise.
@@ -65,14 +66,19 @@ def make_ranker(
     ``params``: ``{"k": 60}`` for RRF; ``{"weights": [dense, sparse]}`` or
     ``{"alpha": a}`` (weights ``[a, 1 - a]``), optionally ``"norm_score"``, for weighted.
     ``alpha`` (a per-query override, as LlamaIndex's ``VectorStoreQuery.alpha``) selects
-    weighted fusion with weights ``[alpha, 1 - alpha]``.
+    weighted fusion with weights ``[alpha, 1 - alpha]``. ``legs``: how many searches are
+    fused (one weight each; a pymilvus ``Function`` of type RERANK is passed as is too).
     """
     if isinstance(ranker, Ranker):
         if params:
             raise InvalidInputError(f"{params_arg} cannot be combined with a Ranker object.")
         base = ranker
     elif ranker is not None and not isinstance(ranker, str):
-        if not (hasattr(ranker, "dict") or hasattr(ranker, "function_type")):
+        if not (
+            hasattr(ranker, "dict")
+            or hasattr(ranker, "function_type")
+            or getattr(getattr(ranker, "type", None), "name", None) == "RERANK"
+        ):
             raise InvalidInputError(
                 f"{ranker_arg} must be 'rrf' or 'weighted' (or a pymilvus ranker), got {ranker!r}."
             )
@@ -83,15 +89,20 @@ def make_ranker(
             )
         base = Ranker(kind="native", native=ranker)
     else:
-        base = _ranker_from_name(ranker, params, ranker_arg, params_arg)
+        base = _ranker_from_name(ranker, params, ranker_arg, params_arg, legs)
     if alpha is None:
         return base
+    if legs != 2:
+        raise InvalidInputError(
+            f"alpha weighs two searches (dense and sparse), but this search fuses {legs}; "
+            f"pass {params_arg}={{'weights': [...]}} with {legs} weights."
+        )
     weight = _unit_float(alpha, "alpha", "e.g. alpha=0.5 weighs both legs equally")
     return Ranker(kind="weighted", weights=(weight, 1.0 - weight), norm_score=base.norm_score)
 
 
 def _ranker_from_name(
-    name: Any, params: Mapping[str, Any] | None, ranker_arg: str, params_arg: str
+    name: Any, params: Mapping[str, Any] | None, ranker_arg: str, params_arg: str, legs: int
 ) -> Ranker:
     kind = _RANKER_NAMES.get(str(name).strip().lower()) if isinstance(name, str) else None
     if kind is None:
@@ -135,19 +146,33 @@ def _ranker_from_name(
             f"{params_arg} takes 'weights' or 'alpha', not both (alpha=a means weights [a, 1 - a])."
         )
     if "alpha" in params:
+        if legs != 2:
+            raise InvalidInputError(
+                f"{params_arg}['alpha'] weighs two searches, but this search fuses {legs}; "
+                f"pass 'weights' with {legs} numbers."
+            )
         a = _unit_float(params["alpha"], f"{params_arg}['alpha']", "e.g. 0.5")
         return Ranker(kind="weighted", weights=(a, 1.0 - a), norm_score=norm)
-    weights = params.get("weights", (0.5, 0.5))
-    if isinstance(weights, (str, bytes)) or not isinstance(weights, Sequence) or len(weights) != 2:
+    weights = params.get("weights", (1.0 / legs,) * legs)
+    if (
+        isinstance(weights, (str, bytes))
+        or not isinstance(weights, Sequence)
+        or len(weights) != legs
+    ):
+        what = (
+            "two numbers [dense_weight, sparse_weight]"
+            if legs == 2
+            else f"{legs} numbers, one per vector field in order"
+        )
         raise InvalidInputError(
-            f"{params_arg}['weights'] must be two numbers [dense_weight, sparse_weight], got "
-            f"{weights!r}; e.g. {{'weights': [0.7, 0.3]}}."
+            f"{params_arg}['weights'] must be {what}, got {weights!r}; e.g. "
+            f"{{'weights': {[0.7, 0.3] if legs == 2 else [round(1.0 / legs, 2)] * legs}}}."
         )
     checked = tuple(
         _unit_float(w, f"{params_arg}['weights'][{i}]", "Milvus accepts weights in [0, 1]")
         for i, w in enumerate(weights)
     )
-    return Ranker(kind="weighted", weights=(checked[0], checked[1]), norm_score=norm)
+    return Ranker(kind="weighted", weights=checked, norm_score=norm)
 
 
 def _unit_float(value: Any, name: str, hint: str) -> float:

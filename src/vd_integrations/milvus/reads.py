@@ -13,6 +13,7 @@ from vd_integrations.core.ops import EmbedQuery, Op
 from vd_integrations.core.validation import check_positive_int, check_vectors
 from vd_integrations.milvus.base import EngineBase
 from vd_integrations.milvus.schema import Record
+from vd_integrations.milvus.vector_fields import one_vector_field
 
 __all__ = ["ReadOps"]
 
@@ -34,20 +35,30 @@ class ReadOps(EngineBase):
         layout = yield from self.ready(loaded=True)
         if layout is None:
             self.compile_filter(filter)
-            check_vectors(vectors, dim=None, what="query vector")
+            if self.spec.vectors is None:
+                check_vectors(vectors, dim=None, what="query vector")
+            else:
+                field = one_vector_field(self.spec.name, self.spec.vectors)
+                for vector in vectors:
+                    field.encode(vector, dim=None, what="query vector")
             return [[] for _ in vectors]
-        data = check_vectors(vectors, dim=layout.dim, what="query vector")
         expr = self.compile_filter(filter, layout)
-        params: dict[str, Any] = {"metric_type": layout.metric, "params": {}}
-        for extra in (self.spec.search_params, search_params):
-            if extra:
-                params.update({k2: v for k2, v in extra.items() if k2 != "params"})
-                params["params"] = {**params["params"], **dict(extra.get("params") or {})}
+        if layout.vectors is None:
+            data: list[Any] = check_vectors(vectors, dim=layout.dim, what="query vector")
+            params: dict[str, Any] = {"metric_type": layout.metric, "params": {}}
+            for extra in (self.spec.search_params, search_params):
+                if extra:
+                    params.update({k2: v for k2, v in extra.items() if k2 != "params"})
+                    params["params"] = {**params["params"], **dict(extra.get("params") or {})}
+        else:  # typed vector fields: one of them, each query in its type
+            field = one_vector_field(layout.name, layout.vectors)
+            data = [field.encode(v, dim=field.dim, what="query vector") for v in vectors]
+            params = field.search_param(search_params)
         results = yield self.rpc(
             "search",
             collection_name=layout.name,
             data=data,
-            anns_field=layout.vector_field,
+            anns_field=layout.vectors[0].name if layout.vectors else layout.vector_field,
             limit=k,
             filter=expr,
             output_fields=layout.output_fields(with_vector=with_vectors),
@@ -110,6 +121,13 @@ class ReadOps(EngineBase):
             return []
         layout = self.layout
         assert layout is not None
+        if layout.vectors is not None and not layout.vectors[0].dtype.name.startswith(
+            ("FLOAT", "BFLOAT")
+        ):
+            raise InvalidInputError(
+                f"Max marginal relevance needs a float vector field; {layout.vectors[0].name!r} "
+                f"holds {layout.vectors[0].dtype.name}."
+            )
         # search(with_vectors=True) reads the vector field, so every hit carries its vector
         vectors = cast("list[list[float]]", [h.vector for h in hits])
         order = maximal_marginal_relevance(

@@ -27,6 +27,7 @@ from vd_integrations.milvus.metadata_columns import (
     MetadataColumn,
     columns_from_description,
 )
+from vd_integrations.milvus.vector_fields import VectorField, vectors_from_description
 
 if TYPE_CHECKING:
     from vd_integrations.milvus.sparse import SparseSpec
@@ -84,15 +85,22 @@ class CollectionSpec(ColumnSpecMixin):
     search_params: Mapping[str, Any] | None = None
     #: A sparse field for full-text / hybrid search (see :mod:`.hybrid`); None: dense only.
     sparse: SparseSpec | None = None
-    #: Typed metadata columns of a new collection (``metadata_schema``; see ``for_first_metadata``)
-    metadata_columns: tuple[MetadataColumn, ...] = ()
     #: Create the spec's missing indexes on an existing collection too (when it is opened).
     index_existing: bool = False
+    #: Typed metadata columns of a new collection (``metadata_schema``; see ``for_first_metadata``)
+    metadata_columns: tuple[MetadataColumn, ...] = ()
+    #: The vector fields the embedding function(s) fill, in order (:mod:`.vector_fields`);
+    #: None: one float vector field, ``vector_field``; empty: none (a BM25-only store).
+    vectors: tuple[VectorField, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise InvalidInputError("collection_name must be a non-empty string.")
         names = [self.primary_field, self.text_field, self.vector_field]
+        if self.vectors:
+            if self.vectors[0].name != self.vector_field:
+                raise InvalidInputError("vector_field must name the first of vectors.")
+            names.extend(v.name for v in self.vectors[1:])
         if self.metadata_field:
             names.append(self.metadata_field)
         if self.sparse is not None:
@@ -112,13 +120,16 @@ class CollectionSpec(ColumnSpecMixin):
     @property
     def index(self) -> dict[str, Any]:
         """The vector index definition, with defaults filled in and the metric validated."""
+        if self.vectors and self.vectors[0].metric in ("L2", "IP", "COSINE"):
+            return self.vectors[0].index
         index = {**DEFAULT_INDEX_PARAMS, **dict(self.index_params or {})}
         index["metric_type"] = normalize_metric(index["metric_type"])
         index["params"] = dict(index.get("params") or {})
         return index
 
     def build_schema(self, dim: int) -> Any:
-        """The ``CollectionSchema`` for a new collection of dimension ``dim``."""
+        """The ``CollectionSchema`` for a new collection of dimension ``dim`` (with
+        :attr:`vectors`: each field's own ``dim``, fixed by the first vectors written)."""
         schema = MilvusClient.create_schema(
             auto_id=self.auto_id,
             enable_dynamic_field=self.enable_dynamic_field,
@@ -138,7 +149,11 @@ class CollectionSpec(ColumnSpecMixin):
         schema.add_field(
             self.text_field, DataType.VARCHAR, max_length=VARCHAR_MAX_LENGTH, **text_kwargs
         )
-        schema.add_field(self.vector_field, DataType.FLOAT_VECTOR, dim=dim)
+        if self.vectors is None:
+            schema.add_field(self.vector_field, DataType.FLOAT_VECTOR, dim=dim)
+        else:
+            for vector in self.vectors:
+                vector.add_to_schema(schema, vector.dim)
         if self.sparse is not None:
             self.sparse.add_to_schema(schema, self.text_field)
         if self.metadata_field:
@@ -160,7 +175,10 @@ class CollectionSpec(ColumnSpecMixin):
 
     def field_indexes(self) -> list[tuple[str, Any]]:
         """One ``(field, IndexParams)`` per indexed field: the vector, and the sparse field."""
-        out = [(self.vector_field, self.build_index_params())]
+        if self.vectors is None:
+            out = [(self.vector_field, self.build_index_params())]
+        else:
+            out = [(v.name, v.index_params_for_field()) for v in self.vectors]
         if self.sparse is not None:
             out.append((self.sparse.field, self.sparse.index_params_for_field()))
         return out
@@ -187,6 +205,7 @@ class CollectionSpec(ColumnSpecMixin):
             scalar_fields=self.column_names,
             columns=self.metadata_columns,
             drop_unknown_keys=self.static_metadata,
+            vectors=self.vectors,
         )
 
     def create_kwargs(self, dim: int) -> dict[str, Any]:
@@ -232,6 +251,9 @@ class CollectionLayout(ColumnLayoutMixin):
     columns: tuple[MetadataColumn, ...] = ()
     field_names: tuple[str, ...] = ()
     drop_unknown_keys: bool = False
+    #: The vector fields embeddings fill, as the collection has them (types and dims);
+    #: None: the one float field ``vector_field`` (see :attr:`CollectionSpec.vectors`).
+    vectors: tuple[VectorField, ...] | None = None
 
     # ----- reading an existing collection ---------------------------------------------------
 
@@ -247,7 +269,15 @@ class CollectionLayout(ColumnLayoutMixin):
             raise InvalidInputError(f"Collection {spec.name!r} has no primary field.")
         vectors = [f for f in fields if f.get("type") in _VECTOR_TYPES]
         dense = [f for f in vectors if f.get("type") == DataType.FLOAT_VECTOR]
-        if spec.vector_field in by_name:
+        typed = (
+            None
+            if spec.vectors is None
+            else vectors_from_description(spec.name, spec.vectors, by_name)
+        )
+        vector: Mapping[str, Any]
+        if typed is not None:
+            vector = by_name[typed[0].name] if typed else {"name": spec.vector_field}
+        elif spec.vector_field in by_name:
             vector = by_name[spec.vector_field]
         elif len(dense) == 1:
             vector = dense[0]
@@ -297,6 +327,7 @@ class CollectionLayout(ColumnLayoutMixin):
             columns=columns_from_description(fields, scalars),
             field_names=tuple(f["name"] for f in fields),
             drop_unknown_keys=spec.static_metadata,
+            vectors=typed,
         )
 
     # ----- ids ----------------------------------------------------------------------------
@@ -360,6 +391,20 @@ class CollectionLayout(ColumnLayoutMixin):
             row.update(self.storable_metadata(metadata))
         return row
 
+    def build_row_with_vectors(
+        self,
+        pk: str | int | None,
+        text: str,
+        vectors: Mapping[str, Any],
+        metadata: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """:meth:`build_row` for typed vector fields (:attr:`vectors`): ``vectors`` holds
+        each field's encoded value (none for a BM25-only store)."""
+        row = self.build_row(pk, text, [], metadata)
+        del row[self.vector_field]
+        row.update(vectors)
+        return row
+
     def record_from_entity(
         self, pk: Any, entity: Mapping[str, Any], score: float | None = None
     ) -> Record:
@@ -371,6 +416,8 @@ class CollectionLayout(ColumnLayoutMixin):
         else:
             skip = {self.primary_field, self.text_field, self.vector_field, *self.hidden_fields}
             metadata = {k: v for k, v in entity.items() if k not in skip}
+        if vector is not None and self.vectors:
+            vector = self.vectors[0].decode(vector) if not self.vectors[0].sparse else None
         if vector is not None:
             vector = as_float_list(vector)
         return Record(id=str(pk), text=text, metadata=metadata, vector=vector, score=score)

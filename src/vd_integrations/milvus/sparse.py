@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,8 +13,9 @@ from typing import Any
 from pymilvus import DataType, Function, FunctionType, MilvusClient
 
 from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.validation import FLOAT32_MAX, fits_float32
 
-__all__ = ["SparseSpec"]
+__all__ = ["SparseSpec", "check_sparse_vector"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -35,6 +38,8 @@ class SparseSpec:
     multi_analyzer_params: Mapping[str, Any] | None = None
     enable_match: bool = False
     index_params: Mapping[str, Any] | None = None
+    #: Search params of the sparse leg when a store searches all its fields at once.
+    search_params: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.field, str) or not _IDENTIFIER.match(self.field):
@@ -124,3 +129,29 @@ class SparseSpec:
             params=index["params"],
         )
         return params
+
+
+def check_sparse_vector(vector: Any, what: str = "sparse vector") -> dict[int, float]:
+    """A ``{dimension: weight}`` dict of non-negative int keys and finite float values."""
+    if hasattr(vector, "tocoo"):  # a scipy sparse row
+        coo = vector.tocoo()
+        vector = {int(c): float(v) for c, v in zip(coo.col, coo.data, strict=True)}
+    if not isinstance(vector, Mapping) or not vector:
+        raise InvalidInputError(
+            f"{what} must be a non-empty dict {{dimension: weight}}, got {vector!r:.80}."
+        )
+    out: dict[int, float] = {}
+    for key, value in vector.items():
+        if isinstance(key, bool) or not isinstance(key, numbers.Integral) or key < 0:
+            raise InvalidInputError(f"{what} has key {key!r}; keys must be non-negative ints.")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise InvalidInputError(f"{what} has value {value!r}; values must be numbers.")
+        if not math.isfinite(float(value)):
+            raise InvalidInputError(f"{what} contains NaN or infinity.")
+        if not fits_float32(float(value)):
+            raise InvalidInputError(
+                f"{what} has weight {value!r} for dimension {key!r}, outside the float32 range "
+                f"(magnitude at most {FLOAT32_MAX:.8g}) in which Milvus stores it."
+            )
+        out[int(key)] = float(value)
+    return out

@@ -6,7 +6,10 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
+
+from pymilvus import DataType
 
 from vd_integrations.core.batching import DEFAULT_BATCH_SIZE, DEFAULT_MAX_BATCH_BYTES, split_rows
 from vd_integrations.core.errors import (
@@ -31,9 +34,15 @@ from vd_integrations.core.validation import (
     check_utf8,
     check_vectors,
 )
+from vd_integrations.milvus.metadata_columns import check_column_support
 from vd_integrations.milvus.reads import ReadOps
 from vd_integrations.milvus.rpc import result_ids
 from vd_integrations.milvus.schema import CollectionLayout
+from vd_integrations.milvus.vector_fields import (
+    VectorField,
+    encode_rows,
+    refuse_unsupported_types,
+)
 
 __all__ = ["WriteOps"]
 
@@ -126,12 +135,27 @@ class WriteOps(ReadOps):
         existing = yield from self.ready()
         if existing is None:  # a new collection: typed columns may come from the first document
             self.setup.spec = self.spec.for_first_metadata(metadatas[0] if metadatas else None)
+            yield from check_column_support(
+                self.rpc, self.spec.name, self.setup.spec.metadata_columns
+            )
         layout = existing or self.setup.prospective_layout()
-        checked_vectors = (
-            None
-            if vectors is None
-            else check_vectors(vectors, dim=layout.dim or None, what="embedding")
-        )
+        fields = self.spec.vectors
+        if fields is not None and existing is None:
+            yield from self._check_vector_types(fields)
+        if fields is not None:  # typed vector fields (:mod:`.vector_fields`)
+            dims = [v.dim for v in layout.vectors or fields]
+            if vectors is not None and not fields:
+                raise InvalidInputError(
+                    f"Collection {layout.name!r} has no vector field an embedding fills (a "
+                    f"BM25-only store); add texts without vectors."
+                )
+        checked_vectors: list[Any] | None = None
+        if vectors is not None:
+            checked_vectors = (
+                check_vectors(vectors, dim=layout.dim or None, what="embedding")
+                if fields is None
+                else encode_rows(fields, vectors, dims, "embedding")
+            )
         if upsert is None:
             upsert = ids is not None and any(i is not None for i in ids)
         keys = self._check_ids(layout, ids, n)
@@ -148,6 +172,8 @@ class WriteOps(ReadOps):
             stop = min(start + batch_size, n)
             if checked_vectors is not None:
                 batch_vectors = checked_vectors[start:stop]
+            elif fields is not None and not fields:  # BM25 only: Milvus fills the sparse field
+                batch_vectors = [{} for _ in range(start, stop)]
             else:
                 embedded = yield EmbedDocuments(texts[start:stop])
                 if len(embedded) != stop - start:
@@ -155,7 +181,18 @@ class WriteOps(ReadOps):
                         f"The embedding function returned {len(embedded)} vectors for "
                         f"{stop - start} texts."
                     )
-                batch_vectors = check_vectors(embedded, dim=dim, what="embedding")
+                batch_vectors = (
+                    check_vectors(embedded, dim=dim, what="embedding")
+                    if fields is None
+                    else encode_rows(fields, embedded, dims, "embedding")
+                )
+            if fields is not None:
+                yield from self._write_typed(
+                    layout, fields, dims, texts, keys, metas, batch_vectors, start, upsert, out_ids
+                )
+                if on_batch is not None:
+                    on_batch(stop - start)
+                continue
             dim = len(batch_vectors[0])
             created = yield from self.ready(dim)
             if created is None:  # pragma: no cover - ready(dim) creates it
@@ -185,6 +222,67 @@ class WriteOps(ReadOps):
             if on_batch is not None:
                 on_batch(stop - start)
         return out_ids
+
+    def _check_vector_types(self, fields: Sequence[VectorField]) -> Op[None]:
+        """Refuse, before the collection is created, vector types the server lacks."""
+        if all(v.dtype == DataType.FLOAT_VECTOR for v in fields):
+            return
+        try:
+            version = yield self.rpc("get_server_version")
+        except Exception:  # an unknown server or proxy: creation itself will tell
+            return
+        refuse_unsupported_types(self.spec.name, str(version), fields)
+
+    def _write_typed(
+        self,
+        layout: CollectionLayout,
+        fields: Sequence[VectorField],
+        dims: list[int | None],
+        texts: Sequence[str],
+        keys: list[Any],
+        metas: Sequence[Mapping[str, Any]],
+        batch: list[Any],
+        start: int,
+        upsert: bool,
+        out_ids: list[str],
+    ) -> Op[None]:
+        """Write one batch of rows with typed vector fields (``batch``: each row's field
+        values), creating the collection first if needed."""
+        spec = self.setup.spec  # the spec of the collection to create
+        if spec.vectors is not None and any(
+            v.dim is None and d for v, d in zip(spec.vectors, dims, strict=True)
+        ):  # the first vectors fix the dimensions
+            fixed = tuple(
+                replace(v, dim=v.dim or d) for v, d in zip(spec.vectors, dims, strict=True)
+            )
+            self.setup.spec = replace(spec, vectors=fixed)
+        created = yield from self.ready(next((d for d in dims if d), 1))
+        if created is None:  # pragma: no cover - ready(dims) creates it
+            raise CollectionNotFoundError(self.spec.name)
+        for vector_field, want, have in zip(fields, dims, created.vectors or fields, strict=True):
+            if want and have.dim and want != have.dim:
+                raise InvalidInputError(
+                    f"Vectors for {vector_field.name!r} have dimension {want} but collection "
+                    f"{created.name!r} has {have.dim}; use the embedding model the collection "
+                    f"was built with, or a new collection_name (or drop_old=True)."
+                )
+        rows = [
+            created.build_row_with_vectors(
+                keys[start + i] if keys else None, texts[start + i], values, metas[start + i]
+            )
+            for i, values in enumerate(batch)
+        ]
+        for lo, hi in split_rows(rows, max_rows=len(rows), max_bytes=DEFAULT_MAX_BATCH_BYTES):
+            result = yield self.rpc(
+                "upsert" if upsert else "insert",
+                collection_name=created.name,
+                data=rows[lo:hi],
+                **self.partition_kwargs(single=True),
+            )
+            if created.auto_id:
+                out_ids.extend(str(pk) for pk in result_ids(result))
+            else:
+                out_ids.extend(str(k) for k in keys[start + lo : start + hi])
 
     def _check_ids(self, layout: CollectionLayout, ids: list[Any] | None, n: int) -> list[Any]:
         if layout.auto_id:
