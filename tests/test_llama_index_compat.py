@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery
-from pymilvus import MilvusClient
+from pymilvus import MilvusClient, MilvusException
 
 from llama_index_vd import MilvusVectorStore
 from tests.loop_watch import LoopWatch
@@ -280,6 +280,62 @@ def test_index_management_on_a_collection_without_index(
         assert client.list_indexes(collection_name) == []
         assert run(store, mode, "query", query(0)).ids == ["a"]
     assert client.list_indexes(collection_name)
+    assert store.query(query(0)).ids == ["a"]
+    store.clear()
+    store.close()
+
+
+# ----- collection_properties ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["constructor", "sync", "async"])
+def test_collection_properties_are_set_on_an_existing_collection(
+    milvus_uri: str, collection_name: str, client: MilvusClient, mode: str
+) -> None:
+    made = MilvusVectorStore(uri=milvus_uri, collection_name=collection_name, dim=DIM)
+    made.add([node("a", "apple", 0)])
+    made.close()
+    properties = {"collection.ttl.seconds": 3600, "mmap.enabled": True}  # mmap: released first
+    store = MilvusVectorStore(
+        uri=milvus_uri,
+        collection_name=collection_name,
+        dim=DIM if mode == "constructor" else None,
+        collection_properties=properties,
+    )
+    if mode != "constructor":  # ours without dim: when the store opens it, at first use
+        assert run(store, mode, "get_nodes", node_ids=["a"])[0].node_id == "a"
+    described = client.describe_collection(collection_name)["properties"]
+    assert described == {"collection.ttl.seconds": "3600", "mmap.enabled": "True"}
+    assert store.query(query(0)).ids == ["a"]  # loaded again
+    store.clear()
+    store.close()
+
+
+def test_properties_that_need_a_release(
+    milvus_uri: str, collection_name: str, client: MilvusClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server refusing to alter a loaded collection (real Milvus for ``mmap.enabled``; Lite
+    allows it): released, altered, loaded again."""
+    made = MilvusVectorStore(uri=milvus_uri, collection_name=collection_name, dim=DIM)
+    made.add([node("a", "apple", 0)])
+    made.close()
+    alter = MilvusClient.alter_collection_properties
+
+    def refuse_when_loaded(self: MilvusClient, collection_name: str, **kwargs: Any) -> Any:
+        state = self.get_load_state(collection_name)["state"]
+        if str(state) == "Loaded" and self is not client:
+            raise MilvusException(code=1100, message="can not alter mmap of a loaded collection")
+        return alter(self, collection_name, **kwargs)
+
+    monkeypatch.setattr(MilvusClient, "alter_collection_properties", refuse_when_loaded)
+    store = MilvusVectorStore(
+        uri=milvus_uri,
+        collection_name=collection_name,
+        dim=DIM,
+        collection_properties={"mmap.enabled": True},
+    )
+    assert store.engine.rpc_counts["release_collection"] == 1
+    assert client.describe_collection(collection_name)["properties"] == {"mmap.enabled": "True"}
     assert store.query(query(0)).ids == ["a"]
     store.clear()
     store.close()

@@ -70,9 +70,27 @@ class CollectionSetup:
             if self.spec.index_existing:  # LlamaIndex's index_management="create_if_not_exists"
                 fields = {f for f in (layout.vector_field, layout.sparse_field) if f}
                 yield from self._ensure_index(fields)
+            if self.spec.properties:
+                yield from self._apply_properties()
             yield from self._ensure_loaded()
         self.layout = layout
         return layout
+
+    def _apply_properties(self) -> Op[None]:
+        """The spec's properties on an existing collection, as both upstream stores set them
+        when they open one. Some (``mmap.enabled``) cannot change while the collection is
+        loaded: then it is released (as LlamaIndex's store does), altered, and loaded again
+        by :meth:`_ensure_loaded`."""
+        kwargs = {"collection_name": self.spec.name, "properties": dict(self.spec.properties or {})}
+        try:
+            yield self.rpc("alter_collection_properties", **kwargs)
+        except Exception as exc:
+            state = yield self.rpc("get_load_state", collection_name=self.spec.name)
+            state = state.get("state") if isinstance(state, Mapping) else state
+            if getattr(state, "name", str(state)) != "Loaded":
+                raise exc
+            yield self.rpc("release_collection", collection_name=self.spec.name)
+            yield self.rpc("alter_collection_properties", **kwargs)
 
     def _ensure_loaded(self) -> Op[None]:
         """Load an existing collection that is not loaded, or wait for a load in progress.
