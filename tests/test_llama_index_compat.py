@@ -339,3 +339,26 @@ def test_properties_that_need_a_release(
     assert store.query(query(0)).ids == ["a"]
     store.clear()
     store.close()
+
+
+# ----- per-call partitions: refused before anything is written -----------------------------------
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_per_call_partitions_are_refused(
+    milvus_uri: str, collection_name: str, client: MilvusClient, mode: str
+) -> None:
+    store = MilvusVectorStore(uri=milvus_uri, collection_name=collection_name, dim=DIM)
+    store.add([node("a", "apple", 0, doc="d")])
+    calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+        ("add", ([node("b", "banana", 1)],), {"milvus_partition_name": "p"}),
+        ("delete", ("d",), {"milvus_partition_name": "p"}),
+        ("delete_nodes", (["a"],), {"milvus_partition_name": "p"}),
+        ("query", (query(0),), {"milvus_partition_names": ["p"]}),
+    ]
+    for name, args, kwargs in calls:
+        with pytest.raises(NotImplementedError, match="partition"):
+            run(store, mode, name, *args, **kwargs)
+    assert [n.node_id for n in store.get_nodes(node_ids=["a", "b"])] == ["a"]
+    store.clear()
+    store.close()

@@ -22,8 +22,20 @@ __all__ = ["EngineShells", "call_timeout"]
 S = TypeVar("S", bound="EngineShells")
 
 
+#: LlamaIndex's per-call Milvus partitions: refused, never silently ignored (rows would go to,
+#: or be searched in, the whole collection instead).
+_PARTITION_KWARGS = ("milvus_partition_name", "milvus_partition_names")
+
+
 def call_timeout(kwargs: Mapping[str, Any]) -> float | None:
-    """The per-call ``timeout=`` (seconds, retries included) from a method's kwargs."""
+    """The per-call ``timeout=`` (seconds, retries included) from a method's kwargs; refuses
+    the per-call partition arguments LlamaIndex's Milvus store takes."""
+    for name in _PARTITION_KWARGS:
+        if kwargs.get(name) is not None:
+            raise NotImplementedError(
+                f"{name} (a per-call Milvus partition) is not supported; use a collection per "
+                f"partition, or a metadata key and MetadataFilters."
+            )
     timeout = kwargs.get("timeout")
     if timeout is None:
         return None
