@@ -372,3 +372,32 @@ def test_constructor_arguments_read_back(make: Any) -> None:
     assert (store.consistency_level, store.collection_description) == ("Strong", "d")
     assert (store.auto_id, store.partition_names, store.replica_number) == (True, ["p"], 1)
     assert (store.timeout, store.num_shards, store.num_partitions) == (5.0, 1, None)
+
+
+@pytest.mark.parametrize(
+    ("version", "column", "problem"),
+    [
+        ("v2.4.13", {"dtype": DataType.INT64, "nullable": True}, "need Milvus 2.5+"),
+        ("v2.5.4", {"dtype": DataType.INT64, "nullable": True}, None),
+        ("v2.3.21", SCHEMA["tags"], "ARRAY fields"),
+        ("milvus_lite-2.4.12", {"dtype": DataType.INT64, "default_value": 1}, "Lite 3.0+"),
+        ("milvus_lite-3.2.2", {"dtype": DataType.INT64, "nullable": True}, None),
+        ("v2.5.4", {"dtype": DataType.TIMESTAMPTZ}, "TIMESTAMPTZ fields"),
+        ("v2.2.0", {"dtype": DataType.INT64}, None),
+        ("zilliz", {"dtype": DataType.TIMESTAMPTZ}, None),
+    ],
+)
+def test_server_versions_that_lack_a_column_feature_are_named(
+    version: str, column: dict, problem: str | None
+) -> None:
+    from vd_integrations.milvus.metadata_columns import (
+        column_support_problem,
+        parse_metadata_schema,
+    )
+
+    columns = parse_metadata_schema({"c": column}, reserved=())
+    found = column_support_problem(version, columns)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found and version in found

@@ -200,6 +200,7 @@ class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
             reserved=[primary_field, text_field, dense_field, *([sparse.field] if sparse else [])],
         )
         self.metadata_schema = metadata_schema
+        self._given_index_params, self._given_search_params = index_params, search_params
         self.embedding_func = (
             embedding_function[0]
             if isinstance(embedding_function, list) and len(embedding_function) == 1

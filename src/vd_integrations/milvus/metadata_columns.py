@@ -14,13 +14,15 @@ with a message naming the key, the row and the column's type.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from pymilvus import DataType
 
-from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.errors import InvalidInputError, MilvusOperationError
+from vd_integrations.core.ops import Op
 from vd_integrations.core.validation import (
     FLOAT32_MAX,
     INT64_MAX,
@@ -33,7 +35,9 @@ __all__ = [
     "ColumnLayoutMixin",
     "ColumnSpecMixin",
     "MetadataColumn",
+    "check_column_support",
     "check_column_values",
+    "column_support_problem",
     "columns_from_description",
     "infer_columns",
     "parse_metadata_schema",
@@ -331,6 +335,59 @@ def check_column_values(
                 )
             continue
         column.check(index, metadata[column.name])
+
+
+def _needs(column: MetadataColumn) -> tuple[tuple[int, int], tuple[int, int], str] | None:
+    """(Milvus version, Milvus Lite version, feature) a column needs beyond Milvus 2.3."""
+    if column.dtype.name in ("GEOMETRY", "TIMESTAMPTZ"):
+        return (2, 6), (3, 2), f"{column.dtype.name} fields"
+    if column.option("nullable") or column.option("default_value") is not None:
+        return (2, 5), (3, 0), "nullable or defaulted fields"
+    if column.dtype == DataType.ARRAY:
+        return (2, 4), (2, 4), "ARRAY fields"
+    return None
+
+
+def column_support_problem(version: str, columns: Iterable[MetadataColumn]) -> str | None:
+    """Why a server of ``version`` (``get_server_version()``) cannot hold one of
+    ``columns``, or None when it can or the version is unknown."""
+    text = str(version).strip()
+    match = re.search(r"(\d+)\.(\d+)", text)
+    if match is None:
+        return None  # e.g. Zilliz Cloud: let the server decide
+    found = (int(match.group(1)), int(match.group(2)))
+    lite = "lite" in text.lower()
+    for column in columns:
+        needs = _needs(column)
+        if needs is None:
+            continue
+        needed = needs[1] if lite else needs[0]
+        if found < needed:
+            product = "Milvus Lite" if lite else "Milvus"
+            return (
+                f"this server ({text}) has no {needs[2]} (column {column.name!r}); they need "
+                f"{product} {needed[0]}.{needed[1]}+"
+            )
+    return None
+
+
+def check_column_support(
+    rpc: Callable[..., Any], collection: str, columns: tuple[MetadataColumn, ...]
+) -> Op[None]:
+    """Refuse, before ``collection`` is created, columns its server cannot hold (asks the
+    server's version only when a column needs more than Milvus 2.3)."""
+    if not any(_needs(c) for c in columns):
+        return
+    try:
+        version = yield rpc("get_server_version")
+    except Exception:  # an unknown server or proxy: creation itself will tell
+        return
+    problem = column_support_problem(str(version), columns)
+    if problem:
+        raise MilvusOperationError(
+            f"Cannot create collection {collection!r}: {problem}. Use a newer server, or "
+            f"declare the column without that feature in metadata_schema."
+        )
 
 
 S = TypeVar("S", bound="ColumnSpecMixin")
