@@ -34,6 +34,7 @@ from vd_integrations.core.validation import (
     check_utf8,
     check_vectors,
 )
+from vd_integrations.milvus.metadata_columns import check_column_support
 from vd_integrations.milvus.reads import ReadOps
 from vd_integrations.milvus.rpc import result_ids
 from vd_integrations.milvus.schema import CollectionLayout
@@ -134,6 +135,9 @@ class WriteOps(ReadOps):
         existing = yield from self.ready()
         if existing is None:  # a new collection: typed columns may come from the first document
             self.setup.spec = self.spec.for_first_metadata(metadatas[0] if metadatas else None)
+            yield from check_column_support(
+                self.rpc, self.spec.name, self.setup.spec.metadata_columns
+            )
         layout = existing or self.setup.prospective_layout()
         fields = self.spec.vectors
         if fields is not None and existing is None:
