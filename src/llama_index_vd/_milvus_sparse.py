@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from llama_index.core.schema import BaseNode, MetadataMode
 from llama_index.core.vector_stores.types import VectorStoreQuery, VectorStoreQueryMode
 
-from llama_index_vd._nodes import check_nodes
+from llama_index_vd._sparse_only import check_sparse_only_nodes
 from vd_integrations.core.errors import InvalidInputError
 from vd_integrations.core.ops import Op
 from vd_integrations.milvus.hybrid import sparse_spec_from_builtin, with_sparse_vectors
@@ -56,7 +56,7 @@ async def _acall(function: Any, name: str, texts: list[str]) -> list[Any]:
 
 
 def _node_texts(nodes: Sequence[BaseNode]) -> list[str]:
-    return [n.get_content(metadata_mode=MetadataMode.NONE) for n in check_nodes(nodes, None)]
+    return [n.get_content(metadata_mode=MetadataMode.NONE) for n in check_sparse_only_nodes(nodes)]
 
 
 def _query_text(query: VectorStoreQuery) -> str | None:

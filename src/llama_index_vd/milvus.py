@@ -46,7 +46,8 @@ VARCHAR column, the node text in ``text``, the vector in ``embedding``, and node
   fused by ``hybrid_ranker`` / ``hybrid_ranker_params``, or weighted ``[alpha, 1 - alpha]``
   when the query sets ``alpha``), ``SPARSE`` and ``TEXT_SEARCH`` (BM25 only,
   ``sparse_top_k`` results). Similarities: fused scores / BM25 scores, higher is better.
-  BM25 needs Milvus 2.5+ or Milvus Lite 3.x. ``enable_dense=False`` is rejected.
+  BM25 needs Milvus 2.5+ or Milvus Lite 3.x. ``enable_dense=False``: a sparse-only
+  collection (nodes need no embedding; queries in SPARSE or TEXT_SEARCH mode).
   ``index_management="create_if_not_exists"`` (the default) also indexes an existing
   collection that lacks its index when the store opens it (in the constructor with ``dim``,
   else at first use); ``"no_validation"`` leaves it as is. A new collection always gets
@@ -95,7 +96,6 @@ from llama_index_vd._milvus_sparse import SparseEncoder, add_sparse_vectors, spa
 from llama_index_vd._nodes import (
     check_doc_ids,
     check_ids,
-    check_nodes,
     in_id_order,
     node_rows,
     query_result,
@@ -103,6 +103,7 @@ from llama_index_vd._nodes import (
 )
 from llama_index_vd._search_plan import plan_search
 from llama_index_vd._shells import EngineShells, call_timeout
+from llama_index_vd._sparse_only import check_dense_settings, check_sparse_query, checked_nodes
 from vd_integrations.core.coalesce import CoalescingSettings
 from vd_integrations.core.errors import InvalidInputError
 from vd_integrations.core.filters import refuse_delete_of_everything
@@ -237,11 +238,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
         check_id_field(kwargs.get("id_field", MILVUS_ID_FIELD))
         for name in _UPSTREAM_ONLY:
             kwargs.pop(name, None)
-        if not enable_dense:
-            raise NotImplementedError(
-                "enable_dense=False (a sparse-only collection) is not supported; keep "
-                "enable_dense=True and query with mode SPARSE or TEXT_SEARCH for BM25-only results."
-            )
+        check_dense_settings(enable_dense, enable_sparse)
         ranker = store_ranker(hybrid_ranker, hybrid_ranker_params)
         sparse = (
             sparse_spec(sparse_embedding_function, sparse_embedding_field, text_key or "")
@@ -300,6 +297,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             sparse=None
             if sparse is None
             else dataclasses.replace(sparse, index_params=self.sparse_index_config or None),
+            vectors=None if enable_dense else (),  # enable_dense=False: the sparse field only
         )
         kwargs.pop("alias", None)  # pymilvus connection aliases are managed by the engine
         self._columns = columns
@@ -315,8 +313,8 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
             max_concurrent_rpcs=max_concurrent_rpcs,
             retry=retry,
         )
-        if dim is not None:  # as LlamaIndex's store: the collection is ready after __init__
-            self._engine.run(self._engine.ready(dim))
+        if dim is not None or not enable_dense:  # as LlamaIndex's store: ready after __init__
+            self._engine.run(self._engine.ready(dim or 1))  # (no dense field: dim unused)
 
     @classmethod
     def class_name(cls) -> str:
@@ -386,7 +384,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
     def _add_op(
         self, nodes: Sequence[BaseNode], sparse: Sequence[Any] | None = None
     ) -> Op[list[str]]:
-        nodes = check_nodes(nodes, self.dim)
+        nodes = checked_nodes(nodes, self.dim, dense=self.enable_dense)
         if not nodes:
             return []
         layout = yield from self._engine.ready()
@@ -403,7 +401,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
         )
         op = self._engine.add(
             rows.texts,
-            vectors=rows.vectors,
+            vectors=rows.vectors if self.enable_dense else None,
             metadatas=rows.metadatas,
             ids=rows.ids,
             batch_size=self.batch_size,
@@ -470,6 +468,7 @@ class MilvusVectorStore(EngineShells, BasePydanticVectorStore):
     def _query_op(
         self, query: VectorStoreQuery, kwargs: Mapping[str, Any], sparse_query: Any = None
     ) -> Op[Any]:
+        check_sparse_query(query, dense=self.enable_dense)
         plan = plan_search(query, kwargs, store=type(self).__name__, dim=self.dim)
         check_search_options(
             plan, query, kwargs, ranker=self._ranker, embedding_field=self.embedding_field
