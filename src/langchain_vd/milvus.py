@@ -23,6 +23,17 @@ the BM25 function and its sparse index to a new collection. Then ``hybrid_search
 alone, ``as_retriever(search_type="hybrid")`` retrieves with hybrid search, and -- as in
 langchain-milvus -- ``similarity_search`` on such a store is a hybrid search too
 (``ranker_type`` / ``ranker_params`` / ``fetch_k`` accepted; RRF by default).
+
+Several vector fields, as in langchain-milvus: ``embedding_function=[e1, e2]`` with
+``vector_field=[...]`` (unnamed ones get langchain-milvus' names: ``vector``,
+``vector_2``; next to a BM25 field, ``vector_1``), ``index_params`` / ``search_params``
+as one dict per field, sparse embedding functions (``BaseSparseEmbedding``), and
+``vector_schema`` types (FLOAT16, BFLOAT16, BINARY, INT8, SPARSE_FLOAT; a server without
+the type is refused, naming its version, before anything is written). ``similarity_search``
+then searches every field (``reranker=`` a pymilvus RERANK ``Function``, or
+``ranker_type`` / ``ranker_params`` with one weight per field); a search by one vector
+needs a store with one vector field. ``embedding_function=[]`` (or None) with a
+``builtin_function`` is a BM25-only store.
 """
 
 from __future__ import annotations
@@ -197,7 +208,7 @@ class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
             enable_dynamic_field,
             metadata_field,
             metadata_schema,
-            reserved=[primary_field, text_field, dense_field, *([sparse.field] if sparse else [])],
+            reserved=[primary_field, text_field, dense_field, *vectors.vector_fields],
         )
         self.metadata_schema = metadata_schema
         self._given_index_params, self._given_search_params = index_params, search_params
