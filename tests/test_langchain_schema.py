@@ -401,3 +401,13 @@ def test_server_versions_that_lack_a_column_feature_are_named(
         assert found is None
     else:
         assert found is not None and problem in found and version in found
+
+
+def test_metadata_schema_cannot_reuse_a_vector_field_name(milvus_uri: str) -> None:
+    with pytest.raises(InvalidInputError, match="already has"):
+        Milvus(
+            [IndexEmbeddings(), IndexEmbeddings()],
+            connection_args={"uri": milvus_uri},
+            vector_field=["v1", "v2"],
+            metadata_schema={"v2": {"dtype": DataType.INT64}},
+        )

@@ -224,8 +224,7 @@ class UpstreamAttributes:
     def vector_fields(self) -> list[str]:
         """The vector fields: those the embedding function(s) fill, then function outputs."""
         spec = self._spec
-        typed = getattr(spec, "vectors", None)  # several typed vector fields, when given
-        names = [spec.vector_field] if typed is None else [v.name for v in typed]
+        names = [spec.vector_field] if spec.vectors is None else [v.name for v in spec.vectors]
         if spec.sparse is not None:
             names.append(spec.sparse.field)
         return names
