@@ -122,7 +122,8 @@ def node_rows(
         metadatas.append(meta)
     return NodeRows(
         texts=[node.get_content(metadata_mode=MetadataMode.NONE) for node in nodes],
-        vectors=[list(node.embedding) for node in nodes if node.embedding is not None],
+        # not copied: the engine's check_vectors copies them once, checked
+        vectors=[node.embedding for node in nodes if node.embedding is not None],
         metadatas=metadatas,
         ids=[node.node_id for node in nodes],
     )

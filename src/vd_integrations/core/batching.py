@@ -14,8 +14,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from vd_integrations.core.validation import all_floats
-
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_MAX_BATCH_BYTES",
@@ -67,7 +65,9 @@ def estimate_value_bytes(value: Any) -> int:
             return int(value.size) * min(value.dtype.itemsize, 4) + _VECTOR_OVERHEAD
         return _json_len(value.tolist())
     if isinstance(value, (list, tuple)):
-        if value and all_floats(value):  # the common case, checked fast
+        if value and type(value[0]) is float and type(value[-1]) is float:
+            # a float vector, checked element by element before (check_vectors): an
+            # estimate need not check every element again
             return 4 * len(value) + _VECTOR_OVERHEAD
         if value and all(
             isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) for x in value
