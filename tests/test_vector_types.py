@@ -66,6 +66,7 @@ def test_schema_holds_the_type_and_dimension_asked_for() -> None:
     indexed = dict(spec.field_indexes())
     assert set(indexed) == {"half", "brain", "bits", "small", "words"}
     assert vectors[2].metric == "HAMMING" and vectors[4].index["metric_type"] == "IP"
+    assert vectors[3].index["index_type"] == "HNSW"  # the only index INT8 vectors take
 
 
 def test_values_are_checked_and_encoded_for_their_type() -> None:

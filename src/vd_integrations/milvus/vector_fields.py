@@ -168,6 +168,9 @@ class VectorField:
                 "metric_type": "IP",
                 "params": {"drop_ratio_build": 0.2},
             }
+        elif self.dtype == DataType.INT8_VECTOR:  # INT8 vectors take HNSW indexes only
+            index = {"index_type": "HNSW", "metric_type": "L2", "params": {"M": 16}}
+            index["params"]["efConstruction"] = 200
         else:
             index = {"index_type": "AUTOINDEX", "metric_type": DENSE_TYPES[self.dtype]}
             index["params"] = {}
