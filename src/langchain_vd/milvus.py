@@ -9,8 +9,14 @@ sync one on ``MilvusClient``, the async one on the running loop's own
 Differences from langchain-milvus, all deliberate:
 
 - With no ``connection_args`` it uses an embedded Milvus Lite file (``./milvus_vd.db``).
-- Metadata is stored in dynamic fields (any keys, any JSON values, per document);
-  collections made by langchain-milvus with static metadata columns are read too.
+- Metadata is stored in dynamic fields by default (any keys, any JSON values, per
+  document): ``enable_dynamic_field`` defaults to None, i.e. on unless ``metadata_field``
+  is given. ``enable_dynamic_field=False`` behaves as langchain-milvus' default: a typed
+  column per key of the first document, keys that are no column dropped, a missing one
+  refused. ``metadata_schema`` columns are created with dynamic fields too (there,
+  langchain-milvus ignores them). Collections made by langchain-milvus are read too.
+- Column values are checked before anything is written (type, range, length): a bad
+  document fails the call, with nothing of it stored, not one batch of it.
 - Adding with ids upserts (re-adding an id replaces it, never duplicates).
 - Returned documents carry ``Document.id``; ``get_by_ids`` exists.
 - Nothing touches the network in the constructor: the collection is created (once,
