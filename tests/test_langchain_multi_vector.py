@@ -124,6 +124,12 @@ def test_one_vector_search_is_refused_on_several_fields(two_fields: Milvus) -> N
         two_fields.similarity_search_by_vector(Q1, k=1)
     with pytest.raises(InvalidInputError, match="needs one vector field"):
         asyncio.run(two_fields.asimilarity_search_with_score_by_vector(Q1, k=1))
+    calls = dict(two_fields._engine.rpc_counts)
+    with pytest.raises(InvalidInputError, match="needs one vector field"):
+        two_fields.max_marginal_relevance_search("q", k=1)  # as upstream: one embedding only
+    with pytest.raises(InvalidInputError, match="needs one vector field"):
+        asyncio.run(two_fields.amax_marginal_relevance_search_by_vector(Q1, k=1))
+    assert dict(two_fields._engine.rpc_counts) == calls
 
 
 def test_add_embeddings_takes_one_vector_per_field_per_text(two_fields: Milvus) -> None:

@@ -104,6 +104,8 @@ class ReadOps(EngineBase):
         check_positive_int(fetch_k, "fetch_k")
         if not 0.0 <= float(lambda_mult) <= 1.0:
             raise InvalidInputError(f"lambda_mult must be in [0, 1], got {lambda_mult!r}.")
+        if self.spec.vectors is not None:  # one vector field, checked before any embedding
+            one_vector_field(self.spec.name, self.spec.vectors)
         if vector is None:
             if not isinstance(query, str):
                 raise InvalidInputError("mmr needs a query string or a query vector.")
