@@ -163,6 +163,14 @@ def test_generated_field_names_and_too_many_names(milvus_uri: str, collection_na
             index_params={"metric_type": "L2"},
             connection_args={"uri": milvus_uri},
         )
+    one_dense = Milvus(  # one dict next to a BM25 field: the dense field's, as before
+        Table(FIRST, Q1),
+        builtin_function=BM25BuiltInFunction(),
+        vector_field=["dense", "sparse"],
+        index_params={"metric_type": "IP", "index_type": "FLAT"},
+        connection_args={"uri": milvus_uri},
+    )
+    assert one_dense._spec.index["metric_type"] == "IP"
 
 
 @pytest.mark.parametrize("embedding_function", [[], None])

@@ -78,9 +78,9 @@ def vector_args(
         f"vector_{i + 1}" for i in range(len(named), len(embedders))
     ]
     all_fields = [*embedded, *from_function]
-    schemas = _per_field("vector_schema", vector_schema, given, all_fields)
-    indexes = _per_field("index_params", index_params, given, all_fields)
-    searches = _per_field("search_params", search_params, all_fields, all_fields)
+    schemas = _per_field("vector_schema", vector_schema, given, all_fields, embedded)
+    indexes = _per_field("index_params", index_params, given, all_fields, embedded)
+    searches = _per_field("search_params", search_params, all_fields, all_fields, embedded)
     if sparse is not None and (indexes.get(sparse.field) or searches.get(sparse.field)):
         sparse = dataclasses.replace(
             sparse,
@@ -132,12 +132,19 @@ def vector_args(
 
 
 def _per_field(
-    name: str, value: Any, names: Sequence[str], all_fields: Sequence[str]
+    name: str,
+    value: Any,
+    names: Sequence[str],
+    all_fields: Sequence[str],
+    embedded: Sequence[str],
 ) -> dict[str, Mapping[str, Any]]:
-    """A dict (for the one vector field) or a list (one per name in ``names``) by field."""
+    """A dict (for the one vector field, or the one an embedding fills next to a BM25
+    field) or a list (one per name in ``names``, or per field) by field."""
     if value is None:
         return {}
     if isinstance(value, Mapping):
+        if len(all_fields) != 1 and len(embedded) == 1:
+            return {embedded[0]: value}
         if len(all_fields) != 1:
             raise InvalidInputError(
                 f"One {name} dict was given, but the store has vector fields {list(all_fields)}; "
