@@ -120,6 +120,8 @@ def test_bad_ranker_or_params_fail_before_any_request(two_fields: Milvus) -> Non
 
 
 def test_one_vector_search_is_refused_on_several_fields(two_fields: Milvus) -> None:
+    with pytest.raises(ValueError, match="No relevance function for several vector fields"):
+        two_fields.similarity_search_with_relevance_scores("q", k=1)  # as upstream
     with pytest.raises(InvalidInputError, match=r"needs one vector field.*\['first', 'second'\]"):
         two_fields.similarity_search_by_vector(Q1, k=1)
     with pytest.raises(InvalidInputError, match="needs one vector field"):
@@ -199,6 +201,8 @@ def test_bm25_only_store(milvus_uri: str, collection_name: str, embedding_functi
     assert store.full_text_search("pear", k=1)[0].page_content == "green pear tart"
     with pytest.raises(InvalidInputError, match="BM25-only"):
         store.similarity_search_by_vector([1.0, 2.0], k=1)
+    with pytest.raises(ValueError, match="sparse-only"):
+        asyncio.run(store.asimilarity_search_with_relevance_scores("plum", k=1))
     with pytest.raises(InvalidInputError, match="BM25-only"):
         store.add_embeddings(["x"], [[1.0, 2.0]])
     assert (

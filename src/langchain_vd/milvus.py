@@ -45,7 +45,7 @@ needs a store with one vector field. ``embedding_function=[]`` (or None) with a
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.documents import Document
@@ -283,6 +283,24 @@ class Milvus(UpstreamAttributes, EngineVectorStore[MilvusEngine]):
         return self._engine.aclient
 
     # ----- hooks for the shared surface -------------------------------------------------------
+
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        """As langchain-milvus: no relevance function for several embedding functions (fused
+        scores) or a sparse-only store (unbounded BM25 / inner product scores)."""
+        vectors, sparse = self._spec.vectors, self._spec.sparse
+        if vectors is not None and len(vectors) > 1:
+            raise InvalidInputError(
+                "No relevance function for several vector fields (their fused scores have no "
+                "fixed range); use similarity_search_with_score."
+            )
+        if vectors is not None and (
+            (not vectors and sparse is not None) or (vectors and vectors[0].sparse and not sparse)
+        ):
+            raise InvalidInputError(
+                "No relevance function for a sparse-only store (its scores have no fixed "
+                "range); use similarity_search_with_score."
+            )
+        return super()._select_relevance_score_fn()
 
     def _search_options(self, param: dict | None) -> dict[str, Any]:
         return {"search_params": param}
