@@ -145,6 +145,10 @@ def test_add_embeddings_takes_one_vector_per_field_per_text(two_fields: Milvus) 
             two_fields.add_embeddings(["bad"], bad, ids=["bad"])
     after = two_fields.client.query(two_fields.collection_name, filter="", limit=100)
     assert len(after) == len(before) == 6
+    two_fields.drop()  # a new collection takes the dimensions of its first vectors again
+    assert two_fields.add_embeddings(["new"], [[[1.0, 2.0], [3.0]]], ids=["n"]) == ["n"]
+    fields = two_fields.client.describe_collection(two_fields.collection_name)["fields"]
+    assert [f["params"]["dim"] for f in fields if f["name"] in ("first", "second")] == [2, 1]
 
 
 def test_generated_field_names_and_too_many_names(milvus_uri: str, collection_name: str) -> None:

@@ -143,7 +143,7 @@ class WriteOps(ReadOps):
         if fields is not None and existing is None:
             yield from self._check_vector_types(fields)
         if fields is not None:  # typed vector fields (:mod:`.vector_fields`)
-            dims = [v.dim for v in layout.vectors or fields]
+            dims = [v.dim for v in (existing.vectors if existing else None) or fields]
             if vectors is not None and not fields:
                 raise InvalidInputError(
                     f"Collection {layout.name!r} has no vector field an embedding fills (a "
@@ -248,14 +248,11 @@ class WriteOps(ReadOps):
     ) -> Op[None]:
         """Write one batch of rows with typed vector fields (``batch``: each row's field
         values), creating the collection first if needed."""
-        spec = self.setup.spec  # the spec of the collection to create
-        if spec.vectors is not None and any(
-            v.dim is None and d for v, d in zip(spec.vectors, dims, strict=True)
-        ):  # the first vectors fix the dimensions
-            fixed = tuple(
-                replace(v, dim=v.dim or d) for v, d in zip(spec.vectors, dims, strict=True)
-            )
-            self.setup.spec = replace(spec, vectors=fixed)
+        # The first vectors fix the dimensions the caller left open (again after a drop);
+        # the store's own spec keeps them open, the setup's creates the collection.
+        if any(v.dim is None and d for v, d in zip(fields, dims, strict=True)):
+            fixed = tuple(replace(v, dim=v.dim or d) for v, d in zip(fields, dims, strict=True))
+            self.setup.spec = replace(self.setup.spec, vectors=fixed)
         created = yield from self.ready(next((d for d in dims if d), 1))
         if created is None:  # pragma: no cover - ready(dims) creates it
             raise CollectionNotFoundError(self.spec.name)
