@@ -123,3 +123,40 @@ def test_llama_index_milvus_duplicate_node_ids(
         _run(llama_store, mode, "add", [_node("n1", "a"), _node("n1", "b")])
     assert isinstance(info.value, IdMismatchError)
     assert [n.node_id for n in llama_store.get_nodes(node_ids=["kept", "n1"])] == ["kept"]
+
+
+# ----- the generic vd stores (memory backend) ----------------------------------------------
+
+
+VD_CASES = [
+    ("fewer ids than texts", ["apple", "dog"], ["x1"]),
+    ("more ids than texts", ["apple"], ["x1", "x2"]),
+    ("duplicate ids", ["apple", "dog"], ["x1", "x1"]),
+]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(("case", "texts", "ids"), VD_CASES, ids=[c[0] for c in VD_CASES])
+def test_langchain_vd_store_ids(mode: str, case: str, texts: list[str], ids: list[str]) -> None:
+    from langchain_vd import VDVectorStore
+    from tests.test_langchain_vd_store import TableEmbeddings
+
+    store = VDVectorStore(TableEmbeddings(), collection_name=f"ids_{mode}_{len(ids)}")
+    store.add_texts(["kept"], ids=["kept"])
+    with pytest.raises(IdMismatchError):
+        _run(store, mode, "add_texts", texts, ids=ids)
+    assert [d.id for d in store.get_by_ids(["kept", "x1", "x2"])] == ["kept"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(("case", "texts", "ids"), VD_CASES[2:], ids=[VD_CASES[2][0]])
+def test_llama_index_vd_store_duplicate_node_ids(
+    mode: str, case: str, texts: list[str], ids: list[str]
+) -> None:
+    from llama_index_vd import VDVectorStore
+
+    store = VDVectorStore(collection_name=f"li_ids_{mode}")
+    nodes = [TextNode(id_=i, text=t, embedding=[1.0, 0.0]) for t, i in zip(texts, ids, strict=True)]
+    with pytest.raises(IdMismatchError):
+        _run(store, mode, "add", nodes)
+    assert store.get_nodes(node_ids=["x1"]) == []

@@ -13,7 +13,7 @@ from typing import Any
 import vd
 from vd.util import get_backend
 
-from vd_integrations.core.errors import InvalidInputError
+from vd_integrations.core.errors import IdMismatchError, InvalidInputError
 from vd_integrations.core.validation import (
     check_column,
     check_id_list,
@@ -125,6 +125,11 @@ def check_rows(
     meta_list = None if metadatas is None else list(metadatas)
     id_list = None if ids is None else list(ids)
     vector_list = None if vectors is None else list(vectors)
+    if id_list is not None and len(id_list) != len(text_list):  # upstream asserts on it
+        raise IdMismatchError(
+            f"Input lengths differ (texts={len(text_list)}, ids={len(id_list)}); "
+            f"pass one id per text."
+        )
     n = check_same_length(texts=text_list, metadatas=meta_list, ids=id_list, vectors=vector_list)
     check_positive_int(batch_size, "batch_size")
     for i, text in enumerate(text_list):
@@ -156,7 +161,7 @@ def check_write_ids(ids: list[Any] | None, n: int) -> list[str]:
         else:
             check_utf8(key, f"id #{i}")
         if key in seen:
-            raise InvalidInputError(f"Duplicate id {key!r} in one call; ids must be unique.")
+            raise IdMismatchError(f"Duplicate id {key!r} in one call; ids must be unique.")
         seen.add(key)
         keys.append(key)
     return keys
