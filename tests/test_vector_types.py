@@ -12,6 +12,7 @@ a real server (``VD_TEST_MILVUS_URI``) the round trip is tested instead.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,12 @@ from pymilvus import DataType, MilvusClient
 from langchain_vd import Milvus
 from vd_integrations.core.errors import InvalidInputError, MilvusOperationError
 from vd_integrations.milvus.schema import CollectionSpec
-from vd_integrations.milvus.vector_fields import VectorField, vector_type_problem
+from vd_integrations.milvus.server_versions import is_milvus_lite
+from vd_integrations.milvus.vector_fields import (
+    VectorField,
+    refuse_unsupported_types,
+    vector_type_problem,
+)
 
 TEXTS = ["foo", "bar", "baz"]
 
@@ -114,12 +120,30 @@ def test_which_servers_hold_which_types() -> None:
     assert "2.6+" in (vector_type_problem("v2.5.4", DataType.INT8_VECTOR) or "")
     assert vector_type_problem("v2.6.0", DataType.INT8_VECTOR) is None
     assert vector_type_problem("cloud", DataType.INT8_VECTOR) is None  # unknown: server decides
+    # the PyPI package "milvus" reports "v2.3.5-lite": a Milvus 2.3 standalone, not Milvus Lite
+    assert vector_type_problem("v2.3.5-lite", DataType.BINARY_VECTOR) is None
+    assert "2.4+" in (vector_type_problem("v2.3.5-lite", DataType.FLOAT16_VECTOR) or "")
 
 
-def _is_lite(uri: str) -> bool:
+def test_several_vector_fields_need_milvus_2_4() -> None:
+    fields = [VectorField("a", dim=4), VectorField("b", dim=4)]
+    with pytest.raises(MilvusOperationError, match=r"v2\.3\.5-lite\) holds one vector field"):
+        refuse_unsupported_types("c", "v2.3.5-lite", fields)
+    for version in ("v2.4.0", "milvus_lite-3.2.2", "cloud"):
+        refuse_unsupported_types("c", version, fields)  # no error
+
+
+def test_only_milvus_lite_counts_as_lite() -> None:
+    assert is_milvus_lite("milvus_lite-3.2.2")
+    assert not is_milvus_lite("v2.3.5-lite")  # PyPI "milvus": a real standalone binary
+    assert not is_milvus_lite("v2.5.4")
+    assert is_milvus_lite(None) is None
+
+
+def _server_version(uri: str) -> str:
     client = MilvusClient(uri=uri)
     try:
-        return "lite" in str(client.get_server_version()).lower()
+        return str(client.get_server_version())
     finally:
         client.close()
 
@@ -147,8 +171,9 @@ CASES = [
 def test_types_the_server_lacks_are_refused_before_anything_is_written(
     milvus_uri: str, collection_name: str, embedder: Embeddings, schema: dict, index: dict
 ) -> None:
-    if not _is_lite(milvus_uri):
-        pytest.skip("the server has these types: see the round trip test")
+    version = _server_version(milvus_uri)
+    if vector_type_problem(version, schema["dtype"]) is None:
+        pytest.skip(f"{version} has this type: see the round trip test")
     store = Milvus(
         embedder,
         collection_name=collection_name,
@@ -157,7 +182,7 @@ def test_types_the_server_lacks_are_refused_before_anything_is_written(
         index_params=index,
     )
     name = schema["dtype"].name
-    with pytest.raises(MilvusOperationError, match=rf"milvus_lite-[\d.]+\) has no {name}"):
+    with pytest.raises(MilvusOperationError, match=rf"\({re.escape(version)}\) has no {name}"):
         store.add_texts(TEXTS)
     with pytest.raises(MilvusOperationError, match=f"{name} field 'vector'"):
         asyncio.run(store.aadd_texts(TEXTS))
@@ -172,8 +197,9 @@ def test_types_the_server_lacks_are_refused_before_anything_is_written(
 def test_round_trip_on_a_server_with_the_type(
     milvus_uri: str, collection_name: str, embedder: Embeddings, schema: dict, index: dict
 ) -> None:
-    if _is_lite(milvus_uri):
-        pytest.skip("Milvus Lite has no such vector type (refusal tested above)")
+    version = _server_version(milvus_uri)
+    if vector_type_problem(version, schema["dtype"]) is not None:
+        pytest.skip(f"{version} has no such vector type (refusal tested above)")
     store = Milvus(
         embedder,
         collection_name=collection_name,

@@ -37,6 +37,7 @@ from vd_integrations.core.errors import (
     error_chain,
 )
 from vd_integrations.milvus.rpc import Rpc, Step
+from vd_integrations.milvus.server_versions import is_milvus_lite
 
 __all__ = [
     "already_exists",
@@ -225,13 +226,6 @@ def collection_not_loaded(exc: BaseException) -> bool:
             if "not loaded" in text or "call load()" in text:
                 return True
     return False
-
-
-def is_milvus_lite(server_version: str | None) -> bool | None:
-    """Whether ``get_server_version()`` came from Milvus Lite (None: not known)."""
-    if server_version is None:
-        return None
-    return "lite" in str(server_version).lower()
 
 
 def safe_to_retry(method: str, exc: BaseException, *, auto_id: bool) -> bool:

@@ -27,7 +27,6 @@ positive score here.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -38,6 +37,7 @@ from vd_integrations.core.ops import Op
 from vd_integrations.core.validation import check_positive_int
 from vd_integrations.milvus.rankers import DEFAULT_RRF_K, MAX_TOPK, Ranker, make_ranker
 from vd_integrations.milvus.schema import CollectionLayout, Record
+from vd_integrations.milvus.server_versions import is_milvus_lite, release
 from vd_integrations.milvus.sparse import SparseSpec, check_sparse_vector
 
 __all__ = [
@@ -291,11 +291,10 @@ def full_text_support_problem(version: str, *, bm25: bool = True) -> str | None:
     """Why a server of ``version`` (``get_server_version()``) cannot hold a BM25 (or, with
     ``bm25=False``, a sparse vector) field, or None when it can or the version is unknown."""
     text = str(version).strip()
-    match = re.search(r"(\d+)\.(\d+)", text)
-    if match is None:
+    found = release(text)
+    if found is None:
         return None  # e.g. Zilliz Cloud: let the server decide
-    found = (int(match.group(1)), int(match.group(2)))
-    if "lite" in text.lower():
+    if is_milvus_lite(text):
         needed, name = ((2, 5), "Milvus Lite 3.x") if bm25 else ((2, 4), "Milvus Lite 2.4+")
     else:
         needed, name = ((2, 5), "Milvus 2.5+") if bm25 else ((2, 4), "Milvus 2.4+")

@@ -14,7 +14,6 @@ with a message naming the key, the row and the column's type.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -30,6 +29,7 @@ from vd_integrations.core.validation import (
     check_known_kwargs,
     check_utf8,
 )
+from vd_integrations.milvus.server_versions import is_milvus_lite, release
 
 __all__ = [
     "ColumnLayoutMixin",
@@ -352,11 +352,10 @@ def column_support_problem(version: str, columns: Iterable[MetadataColumn]) -> s
     """Why a server of ``version`` (``get_server_version()``) cannot hold one of
     ``columns``, or None when it can or the version is unknown."""
     text = str(version).strip()
-    match = re.search(r"(\d+)\.(\d+)", text)
-    if match is None:
+    found = release(text)
+    if found is None:
         return None  # e.g. Zilliz Cloud: let the server decide
-    found = (int(match.group(1)), int(match.group(2)))
-    lite = "lite" in text.lower()
+    lite = bool(is_milvus_lite(text))
     for column in columns:
         needs = _needs(column)
         if needs is None:

@@ -25,6 +25,7 @@ from pymilvus import DataType, MilvusClient
 from vd_integrations.core.errors import InvalidInputError, MilvusOperationError
 from vd_integrations.core.scoring import normalize_metric
 from vd_integrations.core.validation import check_vectors
+from vd_integrations.milvus.server_versions import is_milvus_lite, release
 from vd_integrations.milvus.sparse import check_sparse_vector
 
 __all__ = [
@@ -308,7 +309,7 @@ def vector_type_problem(version: str, dtype: DataType) -> str | None:
     field, or None when it can or the version is unknown."""
     text = str(version).strip()
     name = DataType(dtype).name
-    if "lite" in text.lower():
+    if is_milvus_lite(text):
         if dtype in _LITE_TYPES:
             return None
         return (
@@ -316,18 +317,25 @@ def vector_type_problem(version: str, dtype: DataType) -> str | None:
             f"SPARSE_FLOAT_VECTOR only); use a Milvus server (standalone or distributed) for "
             f"{name}, or FLOAT_VECTOR"
         )
-    match = re.search(r"(\d+)\.(\d+)", text)
+    found = release(text)
     needed = _SINCE.get(dtype)
-    if match is None or needed is None:
-        return None
-    if (int(match.group(1)), int(match.group(2))) >= needed:
+    if found is None or needed is None or found >= needed:
         return None
     return f"this server ({text}) has no {name} fields; they need Milvus {needed[0]}.{needed[1]}+"
 
 
 def refuse_unsupported_types(collection: str, version: str, fields: Sequence[VectorField]) -> None:
     """Raise :class:`MilvusOperationError` naming the server version and the type when a
-    server of ``version`` cannot hold one of ``fields`` (before anything is created)."""
+    server of ``version`` cannot hold one of ``fields``, or several vector fields in one
+    collection (Milvus 2.4+), before anything is created."""
+    found = release(version)
+    if len(fields) > 1 and not is_milvus_lite(version) and found is not None and found < (2, 4):
+        names = [v.name for v in fields]
+        raise MilvusOperationError(
+            f"Cannot create collection {collection!r} with the vector fields {names}: this "
+            f"server ({version}) holds one vector field per collection; several need Milvus "
+            f"2.4+. Nothing was written."
+        )
     for vector_field in fields:
         problem = vector_type_problem(version, vector_field.dtype)
         if problem:

@@ -224,8 +224,9 @@ class WriteOps(ReadOps):
         return out_ids
 
     def _check_vector_types(self, fields: Sequence[VectorField]) -> Op[None]:
-        """Refuse, before the collection is created, vector types the server lacks."""
-        if all(v.dtype == DataType.FLOAT_VECTOR for v in fields):
+        """Refuse, before the collection is created, vector types (or several vector fields)
+        the server lacks."""
+        if len(fields) <= 1 and all(v.dtype == DataType.FLOAT_VECTOR for v in fields):
             return
         try:
             version = yield self.rpc("get_server_version")
