@@ -282,3 +282,24 @@ def test_sparse_embedding_functions(milvus_uri: str, collection_name: str) -> No
     kw = {"ranker_type": "weighted", "ranker_params": {"weights": [0.0, 1.0]}}
     assert mixed.similarity_search("green pear", k=1, **kw)[0].page_content == nearest_l2(FIRST, Q1)
     mixed.drop()
+
+
+def test_a_store_without_embedding_function_holds_the_callers_vectors(
+    milvus_uri: str, collection_name: str
+) -> None:
+    """No embedding and no built-in function: one vector field, named and indexed as asked,
+    written with add_embeddings and searched by vector (a typed one keeps its type)."""
+    store = Milvus(
+        None,
+        collection_name=collection_name,
+        connection_args={"uri": milvus_uri},
+        vector_field="emb",
+        index_params={"index_type": "FLAT", "metric_type": "L2"},
+    )
+    assert store.vector_fields == ["emb"]
+    store.add_embeddings(["a", "b"], [[1.0, 0.0], [0.0, 1.0]], ids=["a", "b"])
+    assert [d.id for d in store.similarity_search_by_vector([0.9, 0.1], k=1)] == ["a"]
+    store.drop()
+    store.close()
+    typed = Milvus(None, vector_schema={"dtype": DataType.BINARY_VECTOR, "dim": 16})
+    assert [v.dtype for v in typed.engine.spec.vectors or ()] == [DataType.BINARY_VECTOR]

@@ -69,7 +69,11 @@ def vector_args(
         raise InvalidInputError(f"Vector field names must be unique, got {given}.")
     from_function = [sparse.field] if sparse is not None else []
     named = [f for f in given if f not in from_function]
-    if len(named) > len(embedders) and (embedders or len(named) > 1 or named != ["vector"]):
+    # no embedding and no built-in function: a store of the caller's own vectors (or a
+    # reader), with one float field
+    reader = embedding_function is None and sparse is None
+    allowed = len(embedders) if embedders or not reader else 1
+    if len(named) > allowed and (embedders or len(named) > 1 or named != ["vector"]):
         raise InvalidInputError(
             f"Too many vector fields {named} for {len(embedders)} embedding function(s): each "
             f"field that no built-in function writes needs an embedding function."
@@ -77,6 +81,8 @@ def vector_args(
     embedded = named[: len(embedders)] + [
         f"vector_{i + 1}" for i in range(len(named), len(embedders))
     ]
+    if reader:
+        embedded = [named[0] if named else "vector"]
     all_fields = [*embedded, *from_function]
     schemas = _per_field("vector_schema", vector_schema, given, all_fields, embedded)
     indexes = _per_field("index_params", index_params, given, all_fields, embedded)
@@ -88,13 +94,10 @@ def vector_args(
             search_params=searches.get(sparse.field) or None,
         )
     plain = (
-        len(embedders) == 1
-        and not is_sparse_embedder(embedders[0])
-        and not schemas.get(embedded[0])
-    )
-    if plain or (embedding_function is None and sparse is None):
-        # the one-float-field store (also without any embedding function: a reader)
-        dense = embedded[0] if embedded else (named[0] if named else "vector")
+        reader or (len(embedders) == 1 and not is_sparse_embedder(embedders[0]))
+    ) and not schemas.get(embedded[0])
+    if plain:
+        dense = embedded[0]
         return VectorArgs(
             embedder=embedders[0] if embedders else None,
             embedders=tuple(embedders),
@@ -113,7 +116,7 @@ def vector_args(
             index_params=indexes.get(name) or None,
             search_params=searches.get(name) or None,
         )
-        for name, embedder in zip(embedded, embedders, strict=True)
+        for name, embedder in zip(embedded, embedders or [None] * len(embedded), strict=True)
     )
     return VectorArgs(
         embedder=None
