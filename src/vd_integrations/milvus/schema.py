@@ -32,7 +32,7 @@ from vd_integrations.milvus.vector_fields import VectorField, vectors_from_descr
 if TYPE_CHECKING:
     from vd_integrations.milvus.sparse import SparseSpec
 
-__all__ = ["VARCHAR_MAX_LENGTH", "CollectionLayout", "CollectionSpec", "Record"]
+__all__ = ["VARCHAR_MAX_LENGTH", "CollectionLayout", "CollectionSpec", "Record", "described_fields"]
 
 VARCHAR_MAX_LENGTH = 65_535
 DEFAULT_INDEX_PARAMS: dict[str, Any] = {
@@ -262,11 +262,7 @@ class CollectionLayout(ColumnLayoutMixin):
         cls, spec: CollectionSpec, description: Mapping[str, Any], metric: str | None
     ) -> CollectionLayout:
         """Interpret ``describe_collection`` output, preferring the spec's field names."""
-        fields = list(description.get("fields", []))
-        by_name = {f["name"]: f for f in fields}
-        primary = next((f for f in fields if f.get("is_primary")), None)
-        if primary is None:
-            raise InvalidInputError(f"Collection {spec.name!r} has no primary field.")
+        fields, by_name, primary = described_fields(spec, description)
         vectors = [f for f in fields if f.get("type") in _VECTOR_TYPES]
         dense = [f for f in vectors if f.get("type") == DataType.FLOAT_VECTOR]
         typed = (
@@ -485,3 +481,14 @@ def _check_json_value(index: int, key: str, value: Any) -> None:
         ) from None
     if isinstance(value, float) and not math.isfinite(value):  # pragma: no cover - caught above
         raise InvalidInputError(f"metadata #{index} key {key!r} is not finite.")
+
+
+def described_fields(
+    spec: CollectionSpec, description: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], dict[str, Any]]:
+    """``describe_collection``'s fields, by name, and the primary one (which must exist)."""
+    fields = list(description.get("fields", []))
+    primary = next((f for f in fields if f.get("is_primary")), None)
+    if primary is None:
+        raise InvalidInputError(f"Collection {spec.name!r} has no primary field.")
+    return fields, {f["name"]: f for f in fields}, primary

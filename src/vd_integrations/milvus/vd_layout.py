@@ -25,7 +25,12 @@ from vd_integrations.core.errors import InvalidInputError
 from vd_integrations.core.filters import FieldRef, json_field, translate_filter
 from vd_integrations.core.scoring import normalize_metric
 from vd_integrations.core.validation import as_float_list
-from vd_integrations.milvus.schema import CollectionLayout, CollectionSpec, Record
+from vd_integrations.milvus.schema import (
+    CollectionLayout,
+    CollectionSpec,
+    Record,
+    described_fields,
+)
 
 __all__ = [
     "METRICS",
@@ -202,11 +207,7 @@ class VdLayout(CollectionLayout):
         cls, spec: CollectionSpec, description: Mapping[str, Any], metric: str | None
     ) -> VdLayout:
         """Interpret ``describe_collection`` output of a vd-layout collection."""
-        fields = list(description.get("fields", []))
-        by_name = {f["name"]: f for f in fields}
-        primary = next((f for f in fields if f.get("is_primary")), None)
-        if primary is None:
-            raise InvalidInputError(f"Collection {spec.name!r} has no primary field.")
+        fields, by_name, primary = described_fields(spec, description)
         dense = [f for f in fields if f.get("type") == DataType.FLOAT_VECTOR]
         vector = by_name.get(spec.vector_field) or (dense[0] if len(dense) == 1 else None)
         if vector is None:
