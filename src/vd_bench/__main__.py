@@ -8,7 +8,7 @@ from typing import Any
 
 from vd_bench.bench import MissingDependencyError, check_dependencies, run_benchmark
 from vd_bench.estimate import describe, estimate_seconds, format_duration
-from vd_bench.runner import FULL, MODES, QUICK, BenchConfig
+from vd_bench.runner import FULL, MAX_REPEAT, MODES, QUICK, BenchConfig
 from vd_bench.subjects import ALL_WORKLOADS, EMBEDDINGS
 
 INTEGRATIONS = ("langchain", "llama_index")
@@ -18,6 +18,17 @@ COMPARE_INSTALLS = "langchain-milvus==0.4.0, llama-index-vector-stores-milvus"
 
 def _duration(**overrides: Any) -> str:
     return format_duration(estimate_seconds(BenchConfig(**overrides)))
+
+
+def _rounds(text: str) -> int:
+    """``--repeat``'s value: an integer from 1 to :data:`MAX_REPEAT`."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_REPEAT:
+        raise argparse.ArgumentTypeError(f"R must be an integer 1-{MAX_REPEAT}, got {text!r}")
+    return value
 
 
 def _choices(name: str, choices: tuple[str, ...], base: dict[str, Any]) -> str:
@@ -66,6 +77,7 @@ def _help_texts() -> dict[str, str]:
             f"documents searched, deleted and upserted (default: {QUICK['population']}; "
             f"--full: {FULL['population']}, the tutorial's)"
         ),
+        "repeat": f"the default at --repeat 3 {_duration(repeat=3)}",
         "full": (
             f"the full study: all six workloads (the service too), N "
             f"{' '.join(map(str, FULL['n']))}, population {FULL['population']}, "
@@ -166,6 +178,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="longest pause before each request, seconds (default: 0.05)",
     )
     parser.add_argument(
+        "--repeat",
+        type=_rounds,
+        default=1,
+        metavar="R",
+        help=f"repeat the whole run R times (1-{MAX_REPEAT}), interleaved: every subject once "
+        "per round; tables report each measurement's median over the rounds and its spread "
+        f"(default: %(default)s, also with --full; R times as long: {texts['repeat']})",
+    )
+    parser.add_argument(
         "--no-floor",
         action="store_true",
         help="do not measure the physical floor (one raw embedding request and one raw "
@@ -199,6 +220,7 @@ def config_from(args: argparse.Namespace) -> BenchConfig:
         population=args.population or preset["population"],
         embeddings=args.embeddings,
         floor=not args.no_floor,
+        repeat=args.repeat,
         **service,
     )
 

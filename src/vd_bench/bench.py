@@ -246,54 +246,22 @@ def _run(
     started = time.time()
     try:
         with embedding_endpoint(latency=config.latency, dim=config.dim) as embeddings:
-            for name in names:
-                bar.describe(SUBJECTS[name].label)
-                service = service_runs(config, name)
-                if not (config.operations or service):
-                    continue
-                python = (
-                    python_for(name, venvs, log=bar.write)
-                    if SUBJECTS[name].anchor
-                    else sys.executable
-                )
-                if config.operations and SUBJECTS[name].anchor:
-                    found, versions[name] = run_isolated(
+            pythons: dict[str, str] = {}
+            for round_ in range(config.repeat):
+                for name in names:
+                    found = _run_one(
                         name,
+                        round_,
                         config,
-                        python=python,
-                        embeddings_base_url=embeddings.base_url,
-                        offline=embeddings.offline,
-                        log_path=out / "logs" / f"{name}.log",
-                        on_op=tick,
-                        on_measurement=record,
+                        embeddings,
+                        pythons,
+                        venvs,
+                        out,
+                        bar,
+                        tick,
+                        record,
+                        versions,
                     )
-                    measurements.extend(found)
-                elif config.operations:
-                    endpoint = endpoint_for(name, config, embeddings.base_url, None)
-                    found = run_subject(
-                        make_subject(name, endpoint, config.population),
-                        config,
-                        offline=embeddings.offline,
-                        on_op=tick,
-                        on_measurement=record,
-                    )
-                    versions[name] = package_versions()
-                    measurements.extend(found)
-                if service:
-                    from vd_bench.service import run_service
-
-                    bar.describe(f"{SUBJECTS[name].label}: service")
-                    found, child_versions = run_service(
-                        name,
-                        config,
-                        python=python,
-                        embeddings_base_url=embeddings.base_url,
-                        offline=embeddings.offline,
-                        log_dir=out / "logs",
-                        on_op=tick,
-                        on_measurement=record,
-                    )
-                    versions.setdefault(name, child_versions)
                     measurements.extend(found)
             embedding_info = _describe_embeddings(embeddings, config)
     finally:
@@ -308,6 +276,85 @@ def _run(
         "seconds": round(time.time() - started, 1),
     }
     return BenchResults(measurements, meta)
+
+
+def _run_one(
+    name: str,
+    round_: int,
+    config: BenchConfig,
+    embeddings: Any,
+    pythons: dict[str, str],
+    venvs: Path,
+    out: Path,
+    bar: _Progress,
+    tick: Callable[[], None],
+    record: Callable[[Measurement], None],
+    versions: dict[str, dict[str, str]],
+) -> list[Measurement]:
+    """One subject in one round: its workloads of N operations, then its service. The
+    measurements carry ``round_``; with several rounds each round logs to its own files."""
+    label = SUBJECTS[name].label
+    if config.repeat > 1:
+        label = f"round {round_ + 1}/{config.repeat}: {label}"
+    bar.describe(label)
+    service = service_runs(config, name)
+    if not (config.operations or service):
+        return []
+    if name not in pythons:
+        pythons[name] = (
+            python_for(name, venvs, log=bar.write) if SUBJECTS[name].anchor else sys.executable
+        )
+    python = pythons[name]
+    logs = out / "logs" if config.repeat == 1 else out / "logs" / f"round{round_}"
+
+    def record_round(m: Measurement) -> None:
+        m.round = round_
+        record(m)
+
+    measurements: list[Measurement] = []
+    if config.operations and SUBJECTS[name].anchor:
+        found, child_versions = run_isolated(
+            name,
+            config,
+            python=python,
+            embeddings_base_url=embeddings.base_url,
+            offline=embeddings.offline,
+            log_path=logs / f"{name}.log",
+            on_op=tick,
+            on_measurement=record_round,
+        )
+        versions.setdefault(name, child_versions)
+        measurements.extend(found)
+    elif config.operations:
+        endpoint = endpoint_for(name, config, embeddings.base_url, None)
+        found = run_subject(
+            make_subject(name, endpoint, config.population),
+            config,
+            offline=embeddings.offline,
+            on_op=tick,
+            on_measurement=record_round,
+        )
+        versions.setdefault(name, package_versions())
+        measurements.extend(found)
+    if service:
+        from vd_bench.service import run_service
+
+        bar.describe(f"{label}: service")
+        found, child_versions = run_service(
+            name,
+            config,
+            python=python,
+            embeddings_base_url=embeddings.base_url,
+            offline=embeddings.offline,
+            log_dir=logs,
+            on_op=tick,
+            on_measurement=record_round,
+        )
+        versions.setdefault(name, child_versions)
+        measurements.extend(found)
+    for m in measurements:
+        m.round = round_
+    return measurements
 
 
 def _describe_embeddings(embeddings: Any, config: BenchConfig) -> str:

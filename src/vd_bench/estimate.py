@@ -6,7 +6,8 @@ costs one embedding request (none for delete) plus the store's own work, which g
 with the documents in the collection (Milvus Lite searches them all); an async burst
 costs a couple of requests plus a little per operation; every measurement opens a fresh
 collection and fills it with its population. A Milvus server or the real OpenAI service
-changes the numbers; the model is for choosing a run size, not for reporting.
+changes the numbers; the model is for choosing a run size, not for reporting. A run of
+``repeat`` rounds does it all that many times (start-up and installs once).
 """
 
 from __future__ import annotations
@@ -111,14 +112,14 @@ def estimate_seconds(
     )
     if config.operations and config.floor:
         per_subject += FLOOR_SETUP
-    total = STARTUP + FIRST_INSTALL * installs
+    one_round = 0.0
     for name in names:
         anchor = SUBJECTS[name].anchor
         if config.operations:
-            total += per_subject + (CHILD if anchor else 0.0)
+            one_round += per_subject + (CHILD if anchor else 0.0)
         if service_runs(config, name):
-            total += sum(_service(mode, config, anchor=anchor) for mode in config.modes)
-    return total
+            one_round += sum(_service(mode, config, anchor=anchor) for mode in config.modes)
+    return STARTUP + FIRST_INSTALL * installs + one_round * config.repeat
 
 
 def format_duration(seconds: float) -> str:
@@ -156,6 +157,8 @@ def describe(config: BenchConfig, subjects: Iterable[str] | None = None) -> str:
         )
     elif SERVICE in config.workloads:
         parts.append("service: no LangChain store to serve (--integrations langchain)")
+    if config.repeat > 1:
+        parts.append(f"{config.repeat} interleaved rounds")
     return (
         "; ".join(parts)
         + f", population {config.population}: {ops:,} operations, "

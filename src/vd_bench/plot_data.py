@@ -17,6 +17,7 @@ __all__ = [
     "integrations_of",
     "is_anchor",
     "measured_value",
+    "median_note",
     "modes_of",
     "ns_of",
     "ordered_subjects",
@@ -60,6 +61,13 @@ def modes_of(results: Results) -> list[str]:
     """The modes measured, sync first."""
     present = {m.mode for m in results.measurements}
     return [mode for mode in ("sync", "async") if mode in present]
+
+
+def median_note(results: Results) -> str:
+    """``" (median of 3 rounds)"`` for a repeated run (its lookups return the median
+    run), else nothing."""
+    rounds = len({m.round for m in results.measurements})
+    return f" (median of {rounds} rounds)" if rounds > 1 else ""
 
 
 def is_anchor(results: Results, subject: str) -> bool:

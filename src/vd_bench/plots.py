@@ -4,7 +4,8 @@ One encoding throughout: a workload has a hue (add blue, search orange, delete g
 upsert purple, MMR red); within it our store is the dark shade and the integration it
 replaces the light one. Sync bars are hatched, async bars solid; in line charts ours is
 solid, theirs dashed. Legends sit outside the axes, on the right. With a single N the
-charts over N become bars. Speed-ups are drawn from a 1x reference line.
+charts over N become bars. Speed-ups are drawn from a 1x reference line. A run of several
+rounds is drawn from its medians (the lookups' median run), and the titles say so.
 
 This module needs nothing from :mod:`vd_bench.report`: any object with the lookups of
 :class:`~vd_bench.plot_data.Results` (:class:`~vd_bench.report.BenchResults` has them) can
@@ -23,6 +24,7 @@ from vd_bench.plot_data import (
     integrations_of,
     is_anchor,
     measured_value,
+    median_note,
     modes_of,
     ns_of,
     ordered_subjects,
@@ -133,7 +135,10 @@ def time_figure(results: Results) -> Any:
     integrations, ns = integrations_of(results), ns_of(results)
     with style(plt):
         fig, axes = new_figure(
-            plt, len(ns), len(integrations), "Time for N single-item operations (lower is better)"
+            plt,
+            len(ns),
+            len(integrations),
+            "Time for N single-item operations (lower is better)" + median_note(results),
         )
         for row, n in enumerate(ns):
             for col, integration in enumerate(integrations):
@@ -151,7 +156,10 @@ def latency_figure(results: Results, n: int | None = None) -> Any:
     n = n or max(ns_of(results))
     with style(plt):
         fig, axes = new_figure(
-            plt, 2, len(integrations), f"Latency per operation at N={n} (lower is better)"
+            plt,
+            2,
+            len(integrations),
+            f"Latency per operation at N={n} (lower is better)" + median_note(results),
         )
         for col, integration in enumerate(integrations):
             title = TITLES.get(integration, integration)
@@ -236,6 +244,7 @@ def speedup_figure(results: Results) -> Any:
     title = "Speed-up of async (concurrent) over sync (one by one)"
     if single:
         title += f", N={ns[0]}"
+    title += median_note(results)
     with style(plt):
         fig, axes = new_figure(plt, 1, len(integrations), title, height=4.6)
         for col, integration in enumerate(integrations):
@@ -280,7 +289,7 @@ def throughput_figure(results: Results) -> Any:
                 plt,
                 1,
                 len(integrations),
-                f"Throughput at N={ns[0]} (operations/s, higher is better)",
+                f"Throughput at N={ns[0]} (operations/s, higher is better)" + median_note(results),
                 height=4.6,
             )
             for col, integration in enumerate(integrations):
@@ -291,7 +300,10 @@ def throughput_figure(results: Results) -> Any:
         return fig
     with style(plt):
         fig, axes = new_figure(
-            plt, len(modes), len(integrations), "Throughput (operations/s, higher is better)"
+            plt,
+            len(modes),
+            len(integrations),
+            "Throughput (operations/s, higher is better)" + median_note(results),
         )
         for row, mode in enumerate(modes):
             for col, integration in enumerate(integrations):

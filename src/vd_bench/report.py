@@ -1,4 +1,11 @@
-"""Results of a benchmark run: tables, JSON and plots, all from the same measurements."""
+"""Results of a benchmark run: tables, JSON and plots, all from the same measurements.
+
+A run of ``repeat`` rounds holds every round's raw measurement (results.json keeps them
+all, each with its ``round``). What is reported for a (subject, workload, n, mode) is one
+real run, the median one of the rounds (:meth:`BenchResults.get`), so a speed-up, a ratio
+against the upstream store, a floor ratio, p50/p99 and the embedding requests all come
+from the same measurement; the tables add the spread (min-max) over the rounds.
+"""
 
 from __future__ import annotations
 
@@ -51,23 +58,69 @@ class BenchResults:
     def label(self, subject: str) -> str:
         return next(m.label for m in self.measurements if m.subject == subject)
 
-    def get(self, subject: str, workload: str, n: int, mode: str) -> Measurement | None:
-        """The measurement to report: on a pre-created collection if the fresh one failed."""
-        found = [
+    @property
+    def repeat(self) -> int:
+        """Rounds measured (1 for a run without ``--repeat``)."""
+        return len({m.round for m in self.measurements}) or 1
+
+    def _found(self, subject: str, workload: str, n: int, mode: str) -> list[Measurement]:
+        return [
             m
             for m in self.measurements
             if (m.subject, m.workload, m.n, m.mode) == (subject, workload, n, mode)
         ]
-        if not found:
+
+    def runs(self, subject: str, workload: str, n: int, mode: str) -> list[Measurement]:
+        """Each round's measurement to report, in round order: the usable one (on a
+        pre-created collection if the fresh one failed), else the round's last."""
+        per_round: dict[int, list[Measurement]] = {}
+        for m in self._found(subject, workload, n, mode):
+            per_round.setdefault(m.round, []).append(m)
+        chosen = []
+        for round_ in sorted(per_round):
+            found = per_round[round_]
+            usable = [m for m in found if m.ok]
+            chosen.append(usable[-1] if usable else found[-1])
+        return chosen
+
+    def usable_runs(self, subject: str, workload: str, n: int, mode: str) -> list[Measurement]:
+        """The rounds' measurements that succeeded, ordered from the fastest: by seconds,
+        or for the service's phases by throughput (requests/s), highest first."""
+        usable = [m for m in self.runs(subject, workload, n, mode) if m.ok]
+        if is_service(workload):
+            usable = [m for m in usable if m.ops_per_s is not None]
+            return sorted(usable, key=lambda m: -(m.ops_per_s or 0.0))
+        usable = [m for m in usable if m.seconds is not None]
+        return sorted(usable, key=lambda m: m.seconds or 0.0)
+
+    def get(self, subject: str, workload: str, n: int, mode: str) -> Measurement | None:
+        """The measurement to report: of the rounds' usable ones, the median, by ``seconds``
+        (for an even count the lower middle, the faster of the two); for the service's
+        phases by throughput (``ops_per_s``; for an even count the higher middle, the
+        same run as by seconds). A round's usable one is on a pre-created collection if
+        its fresh one failed. With no usable round, the last round's failure."""
+        usable = self.usable_runs(subject, workload, n, mode)
+        if usable:
+            return usable[(len(usable) - 1) // 2]
+        runs = self.runs(subject, workload, n, mode)
+        return runs[-1] if runs else None
+
+    def spread(self, subject: str, workload: str, n: int, mode: str) -> tuple[float, float] | None:
+        """Lowest and highest over the usable rounds: seconds, or for the service's
+        phases requests/s; None with fewer than two usable rounds."""
+        usable = self.usable_runs(subject, workload, n, mode)
+        if len(usable) < 2:
             return None
-        usable = [m for m in found if m.ok]
-        return usable[-1] if usable else found[-1]
+        values = [(m.ops_per_s if is_service(workload) else m.seconds) or 0.0 for m in usable]
+        return min(values), max(values)
 
     def failed_fresh(self, subject: str, workload: str, n: int, mode: str) -> Measurement | None:
-        """The failed run on a fresh collection, if the reported one had to be pre-created."""
-        for m in self.measurements:
-            key = (m.subject, m.workload, m.n, m.mode)
-            if key == (subject, workload, n, mode) and not m.precreated and not m.ok:
+        """The failed run on a fresh collection in the reported measurement's round, if the
+        reported one had to be pre-created."""
+        reported = self.get(subject, workload, n, mode)
+        for m in self._found(subject, workload, n, mode):
+            same_round = reported is None or m.round == reported.round
+            if same_round and not m.precreated and not m.ok:
                 return m
         return None
 
@@ -87,13 +140,14 @@ class BenchResults:
         )
 
     def floor(self, subject: str, workload: str, n: int) -> Measurement | None:
-        """The measurement of (subject, workload, n) with the lowest floor (the floor is a
-        lower bound: of the samples taken next to the sync and the async runs, the lower
-        is the better estimate)."""
+        """The measurement of (subject, workload, n) with the lowest floor among all rounds
+        and both modes (the floor is a lower bound: of the samples taken next to each run,
+        the lowest is the best estimate)."""
         found = [
             m
             for mode in ("sync", "async")
-            if (m := self.get(subject, workload, n, mode)) is not None and m.floor_s
+            for m in self._found(subject, workload, n, mode)
+            if m.floor_s
         ]
         return min(found, key=lambda m: m.floor_s or 0.0) if found else None
 
@@ -137,9 +191,14 @@ class BenchResults:
     def table(self, workloads: Iterable[str] | None = None) -> str:
         """One row per (store, workload, N): times, speed-up, the physical floor (embedding
         + server seconds) and each mode's time over it, latencies, embedding requests.
-        The service workload has its own table (:meth:`service_table`)."""
+        With several rounds, each number is the median run's and a time is followed by its
+        range over the rounds (``1.20 (1.10-1.45)``). The service workload has its own
+        table (:meth:`service_table`)."""
+        repeated = self.repeat > 1
+        times = " (range)" if repeated else ""
         header = (
-            "| store | workload | N | sync s | async s | async speed-up "
+            f"| store | workload | N | sync s{times} | async s{times} "
+            f"| async speed-up{' (medians)' if repeated else ''} "
             "| floor s (embedding + server) | sync/floor | async/floor | sync p50/p99 ms "
             "| async p50/p99 ms | embedding requests sync/async | notes |"
         )
@@ -157,14 +216,15 @@ class BenchResults:
                     )
                 if m is not None and not m.ok:
                     notes.append(f"{mode}: {m.failures} failed: {m.error}")
+                notes += self._failed_rounds(subject, workload, n, mode)
                 if m is not None and m.floor_error:
                     notes.append(f"{mode} floor not measured: {m.floor_error}")
             speedup = self.speedup(subject, workload, n)
             floor = self.floor(subject, workload, n)
             lines.append(
                 f"| {self.label(subject)} | {workload} | {n} "
-                f"| {_fmt(sync.seconds if sync else None)} "
-                f"| {_fmt(async_.seconds if async_ else None)} "
+                f"| {self._value(subject, workload, n, 'sync', sync)} "
+                f"| {self._value(subject, workload, n, 'async', async_)} "
                 f"| {'-' if speedup is None else f'{speedup:.1f}x'} "
                 f"| {_floor(floor)} "
                 f"| {_times(self.floor_ratio(subject, workload, n, 'sync'))} "
@@ -178,16 +238,22 @@ class BenchResults:
         """The service workload: a row per store, phase and mode: throughput, latency,
         embedding requests, and the floor (the phase's requests at the floor latency plus
         the mean pause, ``clients`` at a time) with the measured time over it."""
-        rows = [m for m in self.measurements if is_service(m.workload)]
+        keys = dict.fromkeys(
+            (m.subject, m.workload, m.n, m.mode)
+            for m in self.measurements
+            if is_service(m.workload)
+        )
+        rows = [(key, m) for key in keys if (m := self.get(*key)) is not None]
         if not rows:
             return ""
+        rps = "req/s (range)" if self.repeat > 1 else "req/s"
         lines = [
-            "| store | service | mode | clients | requests | s | req/s | p50/p99 ms "
+            f"| store | service | mode | clients | requests | s | {rps} | p50/p99 ms "
             "| embedding requests | floor req/s | floor latency ms (embedding + server) "
             "| s/floor | notes |",
             "|" + "---|" * 13,
         ]
-        for m in rows:
+        for key, m in rows:
             floor_rps = _ratio(m.n, m.floor_s)
             latency = (
                 "-"
@@ -198,22 +264,27 @@ class BenchResults:
             notes = []
             if not m.ok:
                 notes.append(f"{m.failures} failed: {m.error}")
+            notes += self._failed_rounds(*key)
             if m.floor_error:
                 notes.append(f"floor not measured: {m.floor_error}")
             if m.rows_expected is not None:
                 notes.append(f"rows {m.rows_after}/{m.rows_expected}")
             lines.append(
                 f"| {m.label} | {m.workload.removeprefix(SERVICE).strip()} | {m.mode} "
-                f"| {m.clients or '-'} | {m.n} | {_fmt(m.seconds)} | {_fmt(m.ops_per_s, 0)} "
+                f"| {m.clients or '-'} | {m.n} | {_fmt(m.seconds)} "
+                f"| {self._value(*key, m)} "
                 f"| {_latency(m)} | {_count(m)} | {_fmt(floor_rps, 0)} | {latency} "
                 f"| {_times(m.floor_ratio)} | {'; '.join(notes)} |"
             )
         return "\n".join(lines)
 
     def comparison_table(self, workloads: Iterable[str] | None = None) -> str:
-        """Ours against the integration we replace, per workload, N and mode."""
+        """Ours against the integration we replace, per workload, N and mode (with several
+        rounds, the median runs' seconds and their ratio)."""
+        medians = " (median)" if self.repeat > 1 else ""
         lines = [
-            "| integration | workload | N | mode | ours s | theirs s | ours faster by |",
+            f"| integration | workload | N | mode | ours s{medians} | theirs s{medians} "
+            f"| ours faster by{' (medians)' if medians else ''} |",
             "|" + "---|" * 7,
         ]
         for subject, workload, n in self.keys(workloads):
@@ -242,6 +313,12 @@ class BenchResults:
         """Header lines saying what was measured, then the tables."""
         meta = self.meta
         parts = [f"Milvus: {meta.get('milvus', '?')}; embeddings: {meta.get('embeddings', '?')}"]
+        if self.repeat > 1:
+            parts.append(
+                f"Each number is the median of {self.repeat} interleaved rounds (every store "
+                "once per round; the median run's, so speed-ups and ratios are of medians); "
+                "a range is the lowest to highest over the rounds."
+            )
         if self.operation_workloads():
             parts += ["", self.table()]
         service = self.service_table()
@@ -251,6 +328,26 @@ class BenchResults:
         if comparison:
             parts += ["", comparison]
         return "\n".join(parts)
+
+    def _value(self, subject: str, workload: str, n: int, mode: str, m: Measurement | None) -> str:
+        """The reported seconds (for the service's phases requests/s), with the range over
+        the rounds when there are several."""
+        service = is_service(workload)
+        digits = 0 if service else 2
+        value = None if m is None else (m.ops_per_s if service else m.seconds)
+        text = _fmt(value, digits)
+        spread = self.spread(subject, workload, n, mode) if self.repeat > 1 else None
+        if spread is not None and value is not None:
+            text += f" ({spread[0]:.{digits}f}-{spread[1]:.{digits}f})"
+        return text
+
+    def _failed_rounds(self, subject: str, workload: str, n: int, mode: str) -> list[str]:
+        """A note when some rounds failed but another is reported."""
+        runs = self.runs(subject, workload, n, mode)
+        failed = [m for m in runs if not m.ok]
+        if not failed or len(failed) == len(runs):
+            return []
+        return [f"{mode}: {len(failed)} of {len(runs)} rounds failed ({failed[0].error})"]
 
     # ----- files --------------------------------------------------------------------------------
 

@@ -15,16 +15,18 @@ import statistics
 import time
 import urllib.request
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from vd_bench.corpus import POPULATION
 from vd_bench.floor import FLOOR_COLLECTION, FloorMeter
+from vd_bench.measurement import Measurement, percentile
 from vd_bench.subjects import ALL_WORKLOADS, EMBEDDINGS, SERVICE, SUBJECTS, Endpoint, Subject
 
 __all__ = [
     "FULL",
+    "MAX_REPEAT",
     "MODES",
     "QUICK",
     "BenchConfig",
@@ -33,6 +35,7 @@ __all__ = [
     "Measurement",
     "error_text",
     "operations_planned",
+    "percentile",
     "run_subject",
     "service_runs",
     "summarise",
@@ -40,6 +43,8 @@ __all__ = [
 
 T = TypeVar("T")
 MODES = ("sync", "async")
+#: The most rounds ``BenchConfig.repeat`` accepts.
+MAX_REPEAT = 20
 log = logging.getLogger(__name__)
 
 #: The default, a first run of a couple of minutes: the tutorial's three studies (add,
@@ -94,6 +99,10 @@ class BenchConfig:
     service_seed: int = 0
     #: Measure each workload's physical floor next to it (:mod:`vd_bench.floor`).
     floor: bool = True
+    #: Rounds of the whole run (1-20), interleaved: every subject once per round, its
+    #: workloads of N operations then its service; the report gives each measurement's
+    #: median over the rounds and their spread (:class:`vd_bench.report.BenchResults`).
+    repeat: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -111,6 +120,12 @@ class BenchConfig:
             raise ValueError("service_searches and service_adds must be >= 0")
         if not 0 <= self.service_pause <= 10:
             raise ValueError(f"service_pause must be 0-10 seconds, got {self.service_pause!r}")
+        if (
+            isinstance(self.repeat, bool)
+            or not isinstance(self.repeat, int)
+            or not 1 <= self.repeat <= MAX_REPEAT
+        ):
+            raise ValueError(f"repeat must be 1-{MAX_REPEAT} rounds, got {self.repeat!r}")
         unknown = set(self.modes) - set(MODES)
         if unknown:
             raise ValueError(f"unknown modes {sorted(unknown)}; choose from {MODES}")
@@ -139,72 +154,6 @@ class BenchConfig:
             and set(FULL["n"]) <= set(self.n)
             and self.population >= FULL["population"]
         )
-
-
-@dataclass
-class Measurement:
-    """One (subject, workload, n, mode) run."""
-
-    subject: str
-    label: str
-    integration: str
-    anchor: bool
-    workload: str
-    n: int
-    mode: str
-    seconds: float | None = None
-    ops_per_s: float | None = None
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    mean_ms: float | None = None
-    failures: int = 0
-    error: str | None = None
-    #: Measured on a collection created beforehand, after the run on a fresh one failed.
-    precreated: bool = False
-    embedding_requests: int | None = None
-    embedding_inputs: int | None = None
-    rows_after: int | None = None
-    rows_expected: int | None = None
-    #: The physical floor (:mod:`vd_bench.floor`), measured raw right after this run on the
-    #: same server: ``floor_round_trips`` embedding requests (``floor_embedding_s``) plus
-    #: one merged server request (``floor_server_s``); for the service, the time its
-    #: requests would take at the floor latency (see :mod:`vd_bench.service`).
-    floor_s: float | None = None
-    floor_embedding_s: float | None = None
-    floor_server_s: float | None = None
-    floor_round_trips: int | None = None
-    floor_error: str | None = None
-    #: Concurrent HTTP clients (the service workload only).
-    clients: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.failures == 0 and self.error is None
-
-    @property
-    def floor_ratio(self) -> float | None:
-        """Measured seconds over the floor's (1.0 would be the physical limit)."""
-        if self.seconds is None or not self.floor_s:
-            return None
-        return self.seconds / self.floor_s
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Measurement:
-        return cls(**data)
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) by linear interpolation."""
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 class EmbeddingCounter:
@@ -463,11 +412,12 @@ def service_runs(config: BenchConfig, subject: str) -> bool:
 
 
 def operations_planned(config: BenchConfig, subjects: Iterable[str]) -> int:
-    """Operations the progress bar counts for these subjects (retries not included): each
-    service request counts as one."""
+    """Operations the progress bar counts for these subjects (retries not included), over
+    all ``config.repeat`` rounds: each service request counts as one."""
     per_subject = sum(config.n) * len(config.operations) * len(config.modes)
     service = (config.service_searches + config.service_adds) * len(config.modes)
-    return sum(per_subject + (service if service_runs(config, name) else 0) for name in subjects)
+    once = sum(per_subject + (service if service_runs(config, name) else 0) for name in subjects)
+    return once * config.repeat
 
 
 def endpoint_for(
