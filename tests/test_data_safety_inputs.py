@@ -92,6 +92,18 @@ def test_check_vectors_refuses_components_outside_float32(value: Any) -> None:
         check_vectors([np.array(vector, dtype=object)], dim=None, what="embedding")
 
 
+def test_check_vectors_copies_unless_told_not_to() -> None:
+    """A write that serialises at once skips the copy of a list of floats; everything
+    else is still checked and converted."""
+    floats, ints = [0.5, 0.25], [1, 2]
+    assert check_vectors([floats], dim=2, what="embedding")[0] is not floats
+    assert check_vectors([floats], dim=2, what="embedding", copy=False)[0] is floats
+    converted = check_vectors([ints, (0.5, 0.5)], dim=2, what="embedding", copy=False)
+    assert converted == [[1.0, 2.0], [0.5, 0.5]] and converted[0] is not ints
+    with pytest.raises(InvalidInputError, match="NaN"):
+        check_vectors([[0.5, math.nan]], dim=2, what="embedding", copy=False)
+
+
 def test_check_vectors_keeps_float32_max_and_nan_inf_messages() -> None:
     edge = [FLT_MAX_LITERAL, -FLT_MAX_LITERAL, FLOAT32_MAX, 1e-45, 0.0]
     assert check_vectors([edge], dim=None, what="embedding") == [edge]

@@ -339,8 +339,13 @@ def as_float_list(vector: Any) -> list[float]:
     return values
 
 
-def check_vectors(vectors: Sequence[Any], *, dim: int | None, what: str) -> list[list[float]]:
+def check_vectors(
+    vectors: Sequence[Any], *, dim: int | None, what: str, copy: bool = True
+) -> list[list[float]]:
     """Coerce to lists of finite floats of one dimension (``dim`` when known).
+
+    ``copy=False`` returns a caller's list of floats itself rather than a copy (for a
+    write that serialises it at once: copying 1,000 vectors of 1,536 costs ~30 ms here).
 
     Elements must be real numbers (Python or numpy); strings and bools are refused rather
     than converted. Every component must fit float32 (magnitude at most
@@ -354,7 +359,7 @@ def check_vectors(vectors: Sequence[Any], *, dim: int | None, what: str) -> list
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
             raise InvalidInputError(f"{what} #{i} is not a sequence of numbers: {vector!r:.80}.")
         if all_floats(values):  # what embedders return: checked fast
-            floats = list(values)
+            floats = values if not copy and type(values) is list else list(values)
         else:
             for x in values:
                 kind = type(x)

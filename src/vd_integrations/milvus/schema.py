@@ -470,6 +470,11 @@ def _sparse_field(
 
 def _check_json_value(index: int, key: str, value: Any) -> None:
     """Metadata values must survive a JSON round trip exactly."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return  # json.dumps cannot fail on these; check_metadata_values checks the rest
+    if kind is float and math.isfinite(value):
+        return
     check_metadata_depth(index, {key: value})  # iterative: before the recursive encoder
     try:
         json.dumps(value, allow_nan=False)

@@ -152,7 +152,7 @@ class WriteOps(ReadOps):
         checked_vectors: list[Any] | None = None
         if vectors is not None:
             checked_vectors = (
-                check_vectors(vectors, dim=layout.dim or None, what="embedding")
+                check_vectors(vectors, dim=layout.dim or None, what="embedding", copy=False)
                 if fields is None
                 else encode_rows(fields, vectors, dims, "embedding")
             )
@@ -182,7 +182,7 @@ class WriteOps(ReadOps):
                         f"{stop - start} texts."
                     )
                 batch_vectors = (
-                    check_vectors(embedded, dim=dim, what="embedding")
+                    check_vectors(embedded, dim=dim, what="embedding", copy=False)
                     if fields is None
                     else encode_rows(fields, embedded, dims, "embedding")
                 )
