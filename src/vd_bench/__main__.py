@@ -61,8 +61,10 @@ def _help_texts() -> dict[str, str]:
             f"default: {' '.join(QUICK['workloads'])} (the tutorial's three studies); "
             f"--full: all. Each alone at the default N: "
             + _choices("workloads", ALL_WORKLOADS, {})
-            + ". service: a web app (Starlette, uvicorn) over each LangChain store under "
-            "concurrent HTTP clients (see --service-clients)"
+            + ". bulk: ONE call adding N documents (add_documents(docs); LlamaIndex: one "
+            "batch embedding call, then add(nodes)), its ops/s in documents. service: a web "
+            "app (Starlette, uvicorn) over each LangChain store under concurrent HTTP "
+            "clients (see --service-clients)"
         ),
         "integrations": (
             f"default: {' '.join(INTEGRATIONS)}. Each alone: "
@@ -79,7 +81,8 @@ def _help_texts() -> dict[str, str]:
         ),
         "repeat": f"the default at --repeat 3 {_duration(repeat=3)}",
         "full": (
-            f"the full study: all six workloads (the service too), N "
+            f"the full study: all {len(ALL_WORKLOADS)} workloads (bulk and the service "
+            "too), N "
             f"{' '.join(map(str, FULL['n']))}, population {FULL['population']}, "
             f"{FULL['service_searches']:,} service searches then {FULL['service_adds']} adds "
             f"({format_duration(estimate_seconds(full))} here); -n, --workloads, "
@@ -93,9 +96,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m vd_bench",
         description="N independent single-item operations, sync one by one vs async "
-        "concurrently, through langchain_vd and llama_index_vd (and with --compare the "
-        "integrations they replace). Prints a table, writes results.json, results.md and "
-        "PNG plots.",
+        "concurrently (and with --workloads bulk one call adding N documents), through "
+        "langchain_vd and llama_index_vd (and with --compare the integrations they "
+        "replace). Prints a table, writes results.json, results.md and PNG plots.",
         epilog=texts["epilog"],
     )
     parser.add_argument("--full", action="store_true", help=texts["full"])
@@ -249,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\nThis was a quick run. The full study ({describe(BenchConfig.full())}):\n"
             "    python -m vd_bench --full          (from a checkout: python3 dev.py main --full)\n"
             "or choose N, workloads and population: python -m vd_bench -n 10 100 1000 "
-            "--workloads add search delete upsert mmr service --population 1000. "
+            "--workloads add search delete upsert mmr bulk service --population 1000. "
             "Add --compare to measure the integrations we replace; --help lists every option."
         )
     failed = [m for m in results.measurements if not m.ok and not m.anchor]

@@ -4,8 +4,10 @@ A simple model calibrated on a 2-core machine shared with other work, with embed
 Milvus Lite 3 and the offline embeddings server at 100 ms per request: a sync operation
 costs one embedding request (none for delete) plus the store's own work, which grows
 with the documents in the collection (Milvus Lite searches them all); an async burst
-costs a couple of requests plus a little per operation; every measurement opens a fresh
-collection and fills it with its population. A Milvus server or the real OpenAI service
+costs a couple of requests plus a little per operation; a bulk call of N documents, in
+either mode, costs a request per 1,000 texts (the tutorial's embeddings' batch) plus the
+store's work per document; every measurement opens a fresh collection and fills it with
+its population. A Milvus server or the real OpenAI service
 changes the numbers; the model is for choosing a run size, not for reporting. A run of
 ``repeat`` rounds does it all that many times (start-up and installs once).
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from vd_bench.runner import BenchConfig, operations_planned, service_runs
-from vd_bench.subjects import SERVICE, SUBJECTS, population
+from vd_bench.subjects import ONE_CALL_WORKLOADS, SERVICE, SUBJECTS, population
 
 __all__ = ["describe", "estimate_seconds", "format_duration"]
 
@@ -34,9 +36,13 @@ ASYNC_WORK = {
     "delete": (0.005, 0.00006),
     "upsert": (0.003, 0.0),
     "mmr": (0.01, 0.00005),
+    "bulk": (0.0016, 0.0),  # per document, for its floor (its raw requests, each twice)
 }
 #: Workloads whose operations embed (delete does not).
-EMBEDDING = {"add", "search", "upsert", "mmr"}
+EMBEDDING = {"add", "search", "upsert", "mmr", "bulk"}
+#: A bulk call: the store's work per document (embedding decoded, rows built and
+#: inserted), and the texts one embedding request of the slowest client carries.
+BULK_PER_DOC, BULK_BATCH = 0.0018, 1000
 #: Opening a fresh collection, and writing one document of its population.
 OPEN, PER_ROW = 0.8, 0.0025
 #: Interpreter, offline server and store start-up.
@@ -71,6 +77,8 @@ def _measurement(workload: str, n: int, mode: str, config: BenchConfig) -> float
     latency = config.latency if workload in EMBEDDING else 0.0
     rows = population(workload, n, config.population)
     setup = OPEN + PER_ROW * rows + _floor(workload, n, config)
+    if workload in ONE_CALL_WORKLOADS:
+        return setup + -(-n // BULK_BATCH) * config.latency + n * BULK_PER_DOC
     if mode == "sync":
         fixed, per_row = SYNC_WORK.get(workload, (0.05, 0.0003))
         return setup + n * (latency + fixed + per_row * rows)

@@ -3,11 +3,14 @@
 However a store merges, splits or pipelines its calls, N operations need the embedding
 service and the Milvus server to do a minimum of work: for search N, one embedding round
 trip for the N queries and one ``nq=N`` search; for add N, one round trip and one insert
-of N rows; for delete N, one delete (no embedding). The floor is that work measured raw,
-in the same run and on the same server as the store, right after each measurement
-(interleaved, so drift affects both alike):
+of N rows; for delete N, one delete (no embedding). Bulk N (one call adding N documents)
+has add N's floor: the round trips its N texts need at the API's limit of
+:data:`MAX_INPUTS` inputs a request (one for N up to 2,048; any workload's texts beyond
+that take a request per :data:`MAX_INPUTS` more, sent in turn), then one insert of N
+rows. The floor is that work measured raw, in the same run and on the same server as
+the store, right after each measurement (interleaved, so drift affects both alike):
 
-    floor = embedding round trips x (one request for the N texts, timed)
+    floor = embedding round trips (one request per 2,048 of the N texts, timed)
           + the server's time for one merged request (timed with ``AsyncMilvusClient``)
 
 Each part is timed twice and the faster kept (a request to a collection left idle can pay
@@ -36,10 +39,20 @@ import numpy as np
 
 from vd_bench.corpus import items, query
 
-__all__ = ["FLOOR_COLLECTION", "ROUND_TRIPS", "FloorMeter", "FloorSample"]
+__all__ = [
+    "FLOOR_COLLECTION",
+    "MAX_INPUTS",
+    "ROUND_TRIPS",
+    "FloorMeter",
+    "FloorSample",
+    "round_trips",
+]
 
-#: Embedding round trips N operations of each workload need at the least.
-ROUND_TRIPS = {"add": 1, "search": 1, "upsert": 1, "mmr": 1, "delete": 0}
+#: Embedding round trips N operations of each workload need at the least, for N up to
+#: :data:`MAX_INPUTS` (:func:`round_trips` gives any N's).
+ROUND_TRIPS = {"add": 1, "bulk": 1, "search": 1, "upsert": 1, "mmr": 1, "delete": 0}
+#: Inputs one embedding request may carry (OpenAI's limit).
+MAX_INPUTS = 2048
 FLOOR_COLLECTION = "vd_bench_floor"
 #: Results per search and MMR candidates (as in :mod:`vd_bench.subjects`).
 K, FETCH_K = 3, 20
@@ -61,6 +74,12 @@ class FloorSample:
     @property
     def seconds(self) -> float:
         return self.embedding_s + self.server_s
+
+
+def round_trips(workload: str, n: int) -> int:
+    """Embedding requests ``n`` operations of ``workload`` need: one per
+    :data:`MAX_INPUTS` texts, none for a workload that embeds nothing."""
+    return -(-n // MAX_INPUTS) if ROUND_TRIPS[workload] else 0
 
 
 def _texts(workload: str, n: int, start: int) -> list[str]:
@@ -193,15 +212,21 @@ class FloorMeter:
         return self._client, self._http
 
     async def _embed(self, texts: Sequence[str]) -> np.ndarray:
-        response = await self._http.post(
-            self.embeddings_url, json=self._payload(texts), headers=self._headers
-        )
-        response.raise_for_status()
-        return self._vectors(response.json())
+        """The texts' vectors: one request per :data:`MAX_INPUTS` of them, in turn."""
+        parts = []
+        for start in range(0, len(texts), MAX_INPUTS):
+            response = await self._http.post(
+                self.embeddings_url,
+                json=self._payload(texts[start : start + MAX_INPUTS]),
+                headers=self._headers,
+            )
+            response.raise_for_status()
+            parts.append(self._vectors(response.json()))
+        return np.concatenate(parts)
 
     async def measure(self, workload: str, n: int) -> FloorSample:
-        """Time ``workload``'s floor for ``n`` operations: the embedding request its texts
-        need (none for delete), then the one merged server request.
+        """Time ``workload``'s floor for ``n`` operations: the embedding requests its texts
+        need (:func:`round_trips`; none for delete), then the one merged server request.
 
         Each part is timed twice and the faster kept (the first request to a collection
         left idle can pay for waking it up, which no store pays on every call), except a
@@ -212,7 +237,8 @@ class FloorMeter:
         texts = _texts(workload, n, start=self._rows)
         embedding_s = 0.0
         vectors = np.empty((0, self.dim or 1), dtype=np.float32)
-        if ROUND_TRIPS[workload]:
+        trips = round_trips(workload, n)
+        if trips:
             times = []
             for _ in range(2):
                 began = time.perf_counter()
@@ -222,7 +248,7 @@ class FloorMeter:
         server_s = await self._server(workload, n, texts, vectors)
         if server_s < REPEAT_BELOW:
             server_s = min(server_s, await self._server(workload, n, texts, vectors))
-        return FloorSample(workload, n, ROUND_TRIPS[workload], embedding_s, server_s)
+        return FloorSample(workload, n, trips, embedding_s, server_s)
 
     async def _server(
         self, workload: str, n: int, texts: Sequence[str], vectors: np.ndarray
@@ -240,7 +266,7 @@ class FloorMeter:
                 name, data=list(vectors), limit=limit, anns_field="vector", output_fields=fields
             )
             return time.perf_counter() - began
-        if workload == "add":
+        if workload in ("add", "bulk"):  # bulk N: add N's one insert of N rows
             pks = [f"{tag}_{k}" for k in range(n)]
             rows = self._rows_for(pks, texts, vectors)
             began = time.perf_counter()

@@ -17,11 +17,13 @@ from typing import Any
 
 from vd_bench import plots
 from vd_bench.runner import Measurement
-from vd_bench.subjects import SERVICE
+from vd_bench.subjects import ONE_CALL_WORKLOADS, SERVICE
 
 __all__ = ["BenchResults"]
 
 INTEGRATION_TITLES = {"langchain": "LangChain", "llama_index": "LlamaIndex"}
+#: The line under the table for a one-call workload measured (its p50/p99 is the one call's).
+ONE_CALL_NOTES = {"bulk": "bulk: one call of N documents; ops/s counts documents"}
 
 
 def is_service(workload: str) -> bool:
@@ -134,7 +136,8 @@ class BenchResults:
         return list(seen)
 
     def operation_workloads(self) -> list[str]:
-        """The workloads of N single-item operations measured (the service's phases not)."""
+        """The workloads of N operations measured, bulk's one call of N included (the
+        service's phases not)."""
         return list(
             dict.fromkeys(m.workload for m in self.measurements if not is_service(m.workload))
         )
@@ -319,8 +322,12 @@ class BenchResults:
                 "once per round; the median run's, so speed-ups and ratios are of medians); "
                 "a range is the lowest to highest over the rounds."
             )
-        if self.operation_workloads():
+        operations = self.operation_workloads()
+        if operations:
             parts += ["", self.table()]
+            notes = [ONE_CALL_NOTES[w] for w in operations if w in ONE_CALL_WORKLOADS]
+            if notes:
+                parts += ["", *notes]
         service = self.service_table()
         if service:
             parts += ["", service]

@@ -4,6 +4,10 @@ This is the tutorial's method: the sync run calls ``op(i)`` for ``i`` in ``range
 the async run creates ``n`` coroutines and gathers them. Every operation's own latency
 is recorded (for async, from the moment all were started, so queueing counts), and
 each measurement runs on a fresh collection holding the workload's population.
+
+The ``bulk`` workload (:data:`vd_bench.subjects.ONE_CALL_WORKLOADS`) is one call of N
+documents instead: sync and async each time one ``bulk_op`` / ``abulk_op``, whose latency is
+the only one recorded; its ops/s counts documents and the progress advances by N.
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ from typing import Any, TypeVar
 from vd_bench.corpus import POPULATION
 from vd_bench.floor import FLOOR_COLLECTION, FloorMeter
 from vd_bench.measurement import Measurement, percentile
-from vd_bench.subjects import ALL_WORKLOADS, EMBEDDINGS, SERVICE, SUBJECTS, Endpoint, Subject
+from vd_bench.subjects import (
+    ALL_WORKLOADS,
+    EMBEDDINGS,
+    ONE_CALL_WORKLOADS,
+    SERVICE,
+    SUBJECTS,
+    Endpoint,
+    Subject,
+)
 
 __all__ = [
     "FULL",
@@ -143,7 +155,8 @@ class BenchConfig:
 
     @property
     def operations(self) -> tuple[str, ...]:
-        """The workloads of N single-item operations (every one but the service)."""
+        """The workloads the runner measures (every one but the service): N single-item
+        operations, or for ``bulk`` one call of N documents."""
         return tuple(w for w in self.workloads if w != SERVICE)
 
     @property
@@ -224,16 +237,35 @@ def error_text(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+def _failed(m: Measurement, exc: Exception) -> None:
+    m.failures += 1
+    m.error = m.error or error_text(exc)
+
+
+def _one_call_done(m: Measurement, start: float, tick: Callable[[], None]) -> None:
+    """Summarise a one-call workload: its one latency; the progress advances by N."""
+    seconds = time.perf_counter() - start
+    for _ in range(m.n):
+        tick()
+    summarise(m, seconds, [seconds])
+
+
 def _measure_sync(subject: Subject, store: Any, m: Measurement, tick: Callable[[], None]) -> None:
     latencies = []
     start = time.perf_counter()
+    if m.workload in ONE_CALL_WORKLOADS:  # one call of N documents, one latency
+        try:
+            subject.bulk_op(store, m.n)
+        except Exception as exc:
+            _failed(m, exc)
+        _one_call_done(m, start, tick)
+        return
     for i in range(m.n):
         began = time.perf_counter()
         try:
             subject.sync_op(m.workload, store, i)
         except Exception as exc:
-            m.failures += 1
-            m.error = m.error or error_text(exc)
+            _failed(m, exc)
         latencies.append(time.perf_counter() - began)
         tick()
     summarise(m, time.perf_counter() - start, latencies)
@@ -244,13 +276,19 @@ async def _measure_async(
 ) -> None:
     latencies = []
     start = time.perf_counter()
+    if m.workload in ONE_CALL_WORKLOADS:  # one call of N documents, one latency
+        try:
+            await subject.abulk_op(store, m.n)
+        except Exception as exc:
+            _failed(m, exc)
+        _one_call_done(m, start, tick)
+        return
 
     async def one(i: int) -> None:
         try:
             await subject.async_op(m.workload, store, i)
         except Exception as exc:
-            m.failures += 1
-            m.error = m.error or error_text(exc)
+            _failed(m, exc)
         finally:
             latencies.append(time.perf_counter() - start)
             tick()
@@ -413,7 +451,8 @@ def service_runs(config: BenchConfig, subject: str) -> bool:
 
 def operations_planned(config: BenchConfig, subjects: Iterable[str]) -> int:
     """Operations the progress bar counts for these subjects (retries not included), over
-    all ``config.repeat`` rounds: each service request counts as one."""
+    all ``config.repeat`` rounds: each service request counts as one, and each document
+    of a bulk call (its measurement advances the bar by N, as N operations would)."""
     per_subject = sum(config.n) * len(config.operations) * len(config.modes)
     service = (config.service_searches + config.service_adds) * len(config.modes)
     once = sum(per_subject + (service if service_runs(config, name) else 0) for name in subjects)

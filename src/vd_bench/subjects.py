@@ -3,8 +3,10 @@
 A subject knows how to open a fresh store for a workload, fill it, and run one
 operation of each workload sync and async. The operations are the tutorial's:
 one document added, one query searched, one document deleted, one document
-upserted, one MMR search. Our stores and the integrations we compare against use
-the same framework API, so their subjects differ only in the store they build.
+upserted, one MMR search; and the ``bulk`` workload's one call adding N documents
+(:data:`ONE_CALL_WORKLOADS`, :meth:`Subject.bulk_op`). Our stores and the
+integrations we compare against use the same framework API, so their subjects differ
+only in the store they build.
 
 Each operation checks its own result (a search returns k documents, and so on), so a
 store that silently does nothing cannot look fast.
@@ -23,7 +25,9 @@ from vd_integrations import VdIntegrationsError
 
 __all__ = [
     "ALL_WORKLOADS",
+    "BULK",
     "EMBEDDINGS",
+    "ONE_CALL_WORKLOADS",
     "SERVICE",
     "SUBJECTS",
     "WORKLOADS",
@@ -38,8 +42,15 @@ WORKLOADS = ("add", "search", "delete", "upsert", "mmr")
 #: The web-service workload (:mod:`vd_bench.service`): concurrent HTTP clients against an
 #: ASGI app over one LangChain store; it runs after a subject's other workloads.
 SERVICE = "service"
+#: One call adding N documents (LangChain ``add_documents(docs)``; LlamaIndex one batch
+#: embedding call, then ``add(nodes)``), on an empty collection as ``add``.
+BULK = "bulk"
+#: Workloads measured as ONE call of N documents, not N single-item operations: the
+#: runner times one :meth:`Subject.bulk_op`, records one latency, and its ops/s counts
+#: documents.
+ONE_CALL_WORKLOADS = frozenset({BULK})
 #: Every workload ``--workloads`` accepts.
-ALL_WORKLOADS = (*WORKLOADS, SERVICE)
+ALL_WORKLOADS = (*WORKLOADS, BULK, SERVICE)
 #: Embedding clients the LangChain subjects can use: the tutorial's
 #: ``langchain_openai.OpenAIEmbeddings`` (one HTTP request per call; our stores merge
 #: concurrent calls on it, langchain-milvus does not), or ours (``vd``), which merges
@@ -76,7 +87,7 @@ class Endpoint:
 
 def population(workload: str, n: int, base: int = POPULATION) -> int:
     """How many documents a workload's collection holds before it is measured."""
-    if workload == "add":
+    if workload in ("add", BULK):
         return 0
     if workload in ("delete", "upsert"):
         return max(base, n)  # every delete and upsert hits a document
@@ -129,6 +140,13 @@ class Subject(ABC):
     @abstractmethod
     async def async_op(self, workload: str, store: Any, i: int) -> None: ...
 
+    @abstractmethod
+    def bulk_op(self, store: Any, n: int) -> None:
+        """The bulk workload: one call adding documents 0 .. n-1."""
+
+    @abstractmethod
+    async def abulk_op(self, store: Any, n: int) -> None: ...
+
     def precreate(self, store: Any, workload: str) -> None:
         """Make sure the collection exists before concurrent writes (see the runner's retry)."""
         return None
@@ -155,7 +173,7 @@ class Subject(ABC):
     def expected_count(self, workload: str, n: int) -> int | None:
         """Rows the collection must hold after ``n`` operations of ``workload``."""
         before = self.population(workload, n)
-        return {"add": n, "delete": before - n, "upsert": before}.get(workload)
+        return {"add": n, BULK: n, "delete": before - n, "upsert": before}.get(workload)
 
     def drop(self, store: Any) -> None:
         """Drop the measured collection."""
@@ -239,6 +257,10 @@ class LangChainSubject(Subject):
     def populate(self, store: Any, workload: str, n: int) -> None:
         docs = [self._document(item) for item in items(self.population(workload, n))]
         if not docs:
+            # Adds run on an existing, empty collection, as LlamaIndex stores' do (their
+            # constructor creates it): a fresh one would put its creation inside the timing
+            # of ours and fail langchain-milvus' concurrent first writes.
+            self.precreate(store, workload)
             return
         if workload == "upsert":
             store.add_documents(docs, ids=[d.metadata["id"] for d in docs])
@@ -277,6 +299,14 @@ class LangChainSubject(Subject):
             _check(len(found) == K, "mmr")
         else:
             raise ValueError(f"unknown workload {workload!r}")
+
+    def bulk_op(self, store: Any, n: int) -> None:
+        docs = [self._document(item) for item in items(n)]
+        _check(len(store.add_documents(docs)) == n, BULK)
+
+    async def abulk_op(self, store: Any, n: int) -> None:
+        docs = [self._document(item) for item in items(n)]
+        _check(len(await store.aadd_documents(docs)) == n, BULK)
 
     def precreate(self, store: Any, workload: str) -> None:
         probe = self._document(items(1, start=10**6)[0])
@@ -385,6 +415,18 @@ class LlamaIndexSubject(Subject):
             await store.adelete(ref_doc_id=f"doc_{i}")
         else:
             raise ValueError(f"unknown workload {workload!r}")
+
+    def bulk_op(self, store: Any, n: int) -> None:
+        batch = items(n)
+        vectors = self.embeddings.get_text_embedding_batch([item.text for item in batch])
+        nodes = [self._node(item, v) for item, v in zip(batch, vectors, strict=True)]
+        _check(len(store.add(nodes)) == n, BULK)
+
+    async def abulk_op(self, store: Any, n: int) -> None:
+        batch = items(n)
+        vectors = await self.embeddings.aget_text_embedding_batch([item.text for item in batch])
+        nodes = [self._node(item, v) for item, v in zip(batch, vectors, strict=True)]
+        _check(len(await store.async_add(nodes)) == n, BULK)
 
 
 class LlamaIndexVd(LlamaIndexSubject):
