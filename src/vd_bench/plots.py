@@ -138,7 +138,7 @@ def time_figure(results: Results) -> Any:
             plt,
             len(ns),
             len(integrations),
-            "Time for N single-item operations (lower is better)" + median_note(results),
+            "Time for N operations (bulk: one call of N documents; lower is better)" + median_note(results),
         )
         for row, n in enumerate(ns):
             for col, integration in enumerate(integrations):
@@ -233,7 +233,7 @@ def _speedup_lines(plt: Any, ax: Any, results: Results, integration: str, ns: li
     ax.set_xscale("log")
     ax.set_xticks(ns, [str(n) for n in ns])
     ax.minorticks_off()
-    ax.set_xlabel("N (operations)")
+    ax.set_xlabel("N (operations; bulk: documents)")
 
 
 def speedup_figure(results: Results) -> Any:
@@ -338,7 +338,7 @@ def throughput_figure(results: Results) -> Any:
                 ax.minorticks_off()
                 ax.margins(y=0.12)
                 ax.set_title(f"{TITLES.get(integration, integration)}: {MODE_LABELS[mode]}")
-                ax.set_xlabel("N (operations)")
+                ax.set_xlabel("N (operations; bulk: documents)")
                 ax.set_ylabel("ops/s")
                 ax.grid(which="major", alpha=0.3)
         legend(
