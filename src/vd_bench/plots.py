@@ -138,7 +138,8 @@ def time_figure(results: Results) -> Any:
             plt,
             len(ns),
             len(integrations),
-            "Time for N operations (bulk: one call of N documents; lower is better)" + median_note(results),
+            "Time for N operations (bulk: one call of N documents; lower is better)"
+            + median_note(results),
         )
         for row, n in enumerate(ns):
             for col, integration in enumerate(integrations):
