@@ -4,7 +4,7 @@ scalar queries and count (the hybrid / full-text searches are :mod:`.hybrid_ops`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 from vd_integrations.core.errors import InvalidInputError
 from vd_integrations.core.filters import FilterLike, and_exprs, ids_expr
@@ -12,6 +12,7 @@ from vd_integrations.core.mmr import maximal_marginal_relevance
 from vd_integrations.core.ops import EmbedQuery, Op
 from vd_integrations.core.validation import check_positive_int, check_vectors
 from vd_integrations.milvus.base import EngineBase
+from vd_integrations.milvus.result_vectors import take_float_vectors
 from vd_integrations.milvus.schema import Record
 from vd_integrations.milvus.vector_fields import one_vector_field
 
@@ -31,6 +32,21 @@ class ReadOps(EngineBase):
         search_params: Mapping[str, Any] | None = None,
     ) -> Op[list[list[Record]]]:
         """Nearest neighbours of each vector (``nq = len(vectors)``), with raw Milvus scores."""
+        results = yield from self._search_hits(
+            vectors, k=k, filter=filter, with_vectors=with_vectors, search_params=search_params
+        )
+        return [self._records(hits) for hits in results]
+
+    def _search_hits(
+        self,
+        vectors: Sequence[Sequence[float]],
+        *,
+        k: int,
+        filter: FilterLike,
+        with_vectors: bool,
+        search_params: Mapping[str, Any] | None,
+    ) -> Op[Sequence[Any]]:
+        """One search RPC; its answer as pymilvus gives it (one list of hits per vector)."""
         check_positive_int(k)
         layout = yield from self.ready(loaded=True)
         if layout is None:
@@ -54,28 +70,33 @@ class ReadOps(EngineBase):
             field = one_vector_field(layout.name, layout.vectors)
             data = [field.encode(v, dim=field.dim, what="query vector") for v in vectors]
             params = field.search_param(search_params)
-        results = yield self.rpc(
-            "search",
-            collection_name=layout.name,
-            data=data,
-            anns_field=layout.vectors[0].name if layout.vectors else layout.vector_field,
-            limit=k,
-            filter=expr,
-            output_fields=layout.output_fields(with_vector=with_vectors),
-            search_params=params,
-            **self.partition_kwargs(),
+        return (
+            yield self.rpc(
+                "search",
+                collection_name=layout.name,
+                data=data,
+                anns_field=layout.vectors[0].name if layout.vectors else layout.vector_field,
+                limit=k,
+                filter=expr,
+                output_fields=layout.output_fields(with_vector=with_vectors),
+                search_params=params,
+                **self.partition_kwargs(),
+            )
         )
+
+    def _records(self, hits: Any) -> list[Record]:
+        """One query's hits as records (``hits`` is empty if the collection does not exist)."""
+        layout = self.layout
+        if layout is None:
+            return []
         pk = layout.primary_field
         return [
-            [
-                layout.record_from_entity(
-                    hit[pk] if pk in hit else hit.get("id"),
-                    hit.get("entity") or {},
-                    float(hit.get("distance", 0.0)),
-                )
-                for hit in hits
-            ]
-            for hits in results
+            layout.record_from_entity(
+                hit[pk] if pk in hit else hit.get("id"),
+                hit.get("entity") or {},
+                float(hit.get("distance", 0.0)),
+            )
+            for hit in hits
         ]
 
     def search_text(
@@ -110,8 +131,8 @@ class ReadOps(EngineBase):
             if not isinstance(query, str):
                 raise InvalidInputError("mmr needs a query string or a query vector.")
             vector = yield EmbedQuery(query)
-        hits = (
-            yield from self.search(
+        found = (
+            yield from self._search_hits(
                 [vector],
                 k=max(fetch_k, k),
                 filter=filter,
@@ -119,10 +140,9 @@ class ReadOps(EngineBase):
                 search_params=search_params,
             )
         )[0]
-        if not hits:
-            return []
         layout = self.layout
-        assert layout is not None
+        if layout is None or not found:
+            return []
         if layout.vectors is not None and not layout.vectors[0].dtype.name.startswith(
             ("FLOAT", "BFLOAT")
         ):
@@ -130,11 +150,13 @@ class ReadOps(EngineBase):
                 f"Max marginal relevance needs a float vector field; {layout.vectors[0].name!r} "
                 f"holds {layout.vectors[0].dtype.name}."
             )
-        # search(with_vectors=True) reads the vector field, so every hit carries its vector
-        vectors = cast("list[list[float]]", [h.vector for h in hits])
+        candidates: Any = take_float_vectors(found, layout.vector_field)
+        hits = self._records(found)
+        if candidates is None:  # read as lists: every hit carries its vector
+            candidates = [h.vector for h in hits]
         order = maximal_marginal_relevance(
             list(vector),
-            vectors,
+            candidates,
             k=k,
             lambda_mult=lambda_mult,
             metric=layout.metric,
