@@ -38,12 +38,12 @@ from vd import UnsupportedFilterError
 
 import langchain_vd
 import llama_index_vd
+from tests.raw_clients import raw_client
 from vd_integrations.core.errors import (
     InvalidFilterExpressionError,
     InvalidInputError,
     StoreClosedError,
 )
-from vd_integrations.milvus.config import IDLE_KEEPALIVE_OFF
 
 DIM = 8
 VOCAB = ("apple", "banana", "cherry", "dog", "eagle", "fish", "goat", "horse")
@@ -540,7 +540,7 @@ def _row_key(row: dict[str, Any]) -> tuple[Any, ...]:
 
 @pytest.fixture(scope="module")
 def milvus(milvus_uri: str) -> Iterator[MilvusClient]:
-    client = MilvusClient(uri=milvus_uri, grpc_options=IDLE_KEEPALIVE_OFF)
+    client = raw_client(milvus_uri)
     yield client
     client.close()
 

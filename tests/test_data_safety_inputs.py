@@ -32,6 +32,7 @@ from pymilvus import DataType, MilvusClient
 
 import langchain_vd
 import llama_index_vd
+from tests.raw_clients import raw_client
 from tests.test_bad_input import DIM, AxisEmbeddings, axis_vector
 from vd_integrations.core.errors import InvalidInputError
 from vd_integrations.core.validation import (
@@ -44,7 +45,6 @@ from vd_integrations.core.validation import (
     check_vectors,
     parameter_names,
 )
-from vd_integrations.milvus.config import IDLE_KEEPALIVE_OFF
 from vd_integrations.milvus.hybrid import check_sparse_vector
 from vd_integrations.vd.engine import VdEngine
 
@@ -53,7 +53,7 @@ FLT_MAX_LITERAL = 3.4028235e38  # how float32's max is usually written; rounds t
 
 @pytest.fixture(scope="module")
 def milvus(milvus_uri: str) -> Iterator[MilvusClient]:
-    client = MilvusClient(uri=milvus_uri, grpc_options=IDLE_KEEPALIVE_OFF)
+    client = raw_client(milvus_uri)
     yield client
     client.close()
 

@@ -59,10 +59,10 @@ from pymilvus import MilvusClient
 from langchain_vd import Milvus
 from llama_index_vd import MilvusVectorStore
 from llama_index_vd.filters import to_milvus_expr, to_vd_filter
+from tests.raw_clients import raw_client
 from tests.test_filters import create_collection, insert, query_ids
 from vd_integrations.core.errors import InvalidInputError
 from vd_integrations.core.filters import and_exprs, ids_expr, translate_filter
-from vd_integrations.milvus.config import IDLE_KEEPALIVE_OFF
 
 #: Checked filters per path; ``test_case_count`` reports and asserts the total.
 CASES: Counter[str] = Counter()
@@ -267,7 +267,7 @@ def expected(rows: dict[str, dict[str, Any]], flt: Any) -> set[str]:
 
 @pytest.fixture(scope="module")
 def corpus(milvus_uri: str) -> Iterator[tuple[MilvusClient, str]]:
-    client = MilvusClient(uri=milvus_uri, grpc_options=IDLE_KEEPALIVE_OFF)
+    client = raw_client(milvus_uri)
     name = f"t_inject_{uuid.uuid4().hex[:8]}"
     create_collection(client, name)
     insert(client, name, ROWS)
@@ -355,7 +355,7 @@ generated_keys = st.lists(fresh_keys, min_size=1, max_size=3, unique=True)
 def test_core_translator_on_generated_rows(milvus_uri: str, collection_name: str) -> None:
     """Each example writes a few rows of arbitrary keys and values, then checks 6 filters
     over them (restricted to their ids, as the stores AND ids with filters)."""
-    client = MilvusClient(uri=milvus_uri, grpc_options=IDLE_KEEPALIVE_OFF)
+    client = raw_client(milvus_uri)
     create_collection(client, collection_name)
 
     @settings(SETTINGS, max_examples=60)

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymilvus import DataType, MilvusClient
 
+from tests.raw_clients import raw_client
 from vd_integrations.core.filters import (
     FieldRef,
     and_exprs,
@@ -34,7 +35,6 @@ from vd_integrations.core.filters import (
     scalar_field,
     translate_filter,
 )
-from vd_integrations.milvus.config import IDLE_KEEPALIVE_OFF
 
 UnsupportedFilterError = vd.UnsupportedFilterError
 
@@ -153,7 +153,7 @@ def query_ids(client: MilvusClient, name: str, expr: str | None) -> set[str]:
 
 @pytest.fixture
 def client(milvus_uri):
-    c = MilvusClient(uri=milvus_uri, grpc_options=IDLE_KEEPALIVE_OFF)
+    c = raw_client(milvus_uri)
     yield c
     c.close()
 
@@ -422,7 +422,7 @@ def oracle_data(milvus_uri):
     rng = random.Random(20240613)
     rows = {f"r{i:03d}": random_metadata(rng) for i in range(80)}
     rows["empty"] = {}
-    client = MilvusClient(uri=milvus_uri, grpc_options=IDLE_KEEPALIVE_OFF)
+    client = raw_client(milvus_uri)
     name = f"t_oracle_{uuid.uuid4().hex[:8]}"
     create_collection(client, name)
     insert(client, name, rows)

@@ -26,6 +26,7 @@ from langchain_core.embeddings import Embeddings
 from pymilvus import DataType, MilvusClient
 
 from langchain_vd import Milvus
+from tests.raw_clients import raw_client
 from vd_integrations.core.errors import InvalidInputError
 
 TEXTS = ["foo", "bar", "baz"]
@@ -43,7 +44,7 @@ class IndexEmbeddings(Embeddings):
 
 @pytest.fixture
 def client(milvus_uri: str) -> Iterator[MilvusClient]:
-    client = MilvusClient(uri=milvus_uri)
+    client = raw_client(milvus_uri)
     yield client
     client.close()
 

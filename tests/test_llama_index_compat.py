@@ -27,6 +27,7 @@ from pymilvus import MilvusClient, MilvusException
 
 from llama_index_vd import MilvusVectorStore
 from tests.loop_watch import LoopWatch
+from tests.raw_clients import raw_client
 
 DIM = 8
 #: ``describe_collection``'s consistency levels.
@@ -61,7 +62,7 @@ def run(store: MilvusVectorStore, mode: str, name: str, *args: Any, **kwargs: An
 
 @pytest.fixture
 def client(milvus_uri: str) -> Iterator[MilvusClient]:
-    client = MilvusClient(uri=milvus_uri)
+    client = raw_client(milvus_uri)
     yield client
     client.close()
 
@@ -207,7 +208,7 @@ def test_overwrite(milvus_uri: str, collection_name: str, with_dim: bool) -> Non
     store = MilvusVectorStore(
         uri=milvus_uri, collection_name=collection_name, dim=dim, overwrite=True
     )
-    probe = MilvusClient(uri=milvus_uri)
+    probe = raw_client(milvus_uri)
     if with_dim:  # dropped and created again by the constructor, as LlamaIndex does
         assert probe.query(collection_name, filter="", output_fields=["count(*)"]) == [
             {"count(*)": 0}

@@ -16,6 +16,7 @@ import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from langchain_vd import Milvus
+from tests.raw_clients import raw_client
 from vd_integrations import InvalidFilterExpressionError, StoreClosedError
 from vd_integrations.core.errors import error_chain
 from vd_integrations.milvus import log_filters
@@ -214,9 +215,7 @@ async def test_async_filter_errors_are_not_logged(
 def test_other_rpc_errors_are_still_logged(
     milvus_uri: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from pymilvus import MilvusClient
-
-    client = MilvusClient(uri=milvus_uri)
+    client = raw_client(milvus_uri)
     with rpc_log(caplog) as records:
         try:
             with pytest.raises(Exception, match=r"(?i)collection"):

@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 import vd
-from pymilvus import MilvusClient
 
+from tests.raw_clients import raw_client
 from vd_integrations.milvus import vd_backend, vd_collection
 from vd_integrations.milvus.collection import CollectionSetup
-from vd_integrations.milvus.config import IDLE_KEEPALIVE_OFF
 from vd_integrations.milvus.engine import MilvusEngine
 from vd_integrations.milvus.vd_backend import MilvusAsyncClient, MilvusAsyncCollection
 
@@ -288,7 +287,7 @@ async def test_scores_match_memory_backend(
 
 
 def _shape(uri: str, name: str) -> dict[str, Any]:
-    raw = MilvusClient(uri=uri, grpc_options=IDLE_KEEPALIVE_OFF)
+    raw = raw_client(uri)
     try:
         desc = raw.describe_collection(name)
         indexes = [raw.describe_index(name, i) for i in raw.list_indexes(name)]

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 import pytest
 from langchain_core.embeddings import Embeddings
-from pymilvus import DataType, MilvusClient
+from pymilvus import DataType
 
 from langchain_vd import Milvus
+from tests.raw_clients import raw_client
 from vd_integrations.core.errors import InvalidInputError, MilvusOperationError
 from vd_integrations.milvus.schema import CollectionSpec
 from vd_integrations.milvus.server_versions import is_milvus_lite
@@ -141,7 +142,7 @@ def test_only_milvus_lite_counts_as_lite() -> None:
 
 
 def _server_version(uri: str) -> str:
-    client = MilvusClient(uri=uri)
+    client = raw_client(uri)
     try:
         return str(client.get_server_version())
     finally:

@@ -21,7 +21,10 @@ the vector, the text and the documents' metadata as dynamic fields, ``AUTOINDEX`
 like our stores' default) holding the workload's population, so the stores' collections
 are left alone. A measurement divided by its floor says how far a store is from what the
 hardware allows; the benchmark's table prints both. The floor of a write is measured on an
-existing collection: a store's first write to a fresh one also creates it.
+existing collection: a store's first write to a fresh one also creates it. Its pymilvus
+clients use our stores' channel options (:meth:`ConnectionConfig.client_kwargs`): with
+pymilvus' default idle pings, the Milvus Lite server drops the channel ("too many pings")
+and the next timed request fails.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from vd_bench.corpus import items, query
+from vd_integrations.milvus.config import ConnectionConfig
 
 __all__ = [
     "FLOOR_COLLECTION",
@@ -165,7 +169,7 @@ class FloorMeter:
             )
             response.raise_for_status()
             self.dim = len(self._vectors(response.json())[0])
-        client = MilvusClient(uri=self.uri)
+        client = MilvusClient(**ConnectionConfig(uri=self.uri).client_kwargs())
         try:
             if client.has_collection(self.collection):
                 client.drop_collection(self.collection)
@@ -202,7 +206,7 @@ class FloorMeter:
             from pymilvus import AsyncMilvusClient
 
             self._http = httpx.AsyncClient(timeout=120, trust_env=False)
-            self._client = AsyncMilvusClient(uri=self.uri)
+            self._client = AsyncMilvusClient(**ConnectionConfig(uri=self.uri).client_kwargs())
             # connect and warm up, untimed: one embedding request, one search
             vectors = await self._embed(["warm up"])
             await self._client.load_collection(self.collection)
@@ -296,7 +300,7 @@ class FloorMeter:
         client, http, self._client, self._http = self._client, self._http, None, None
         if http is not None:
             await http.aclose()
-        client = client or AsyncMilvusClient(uri=self.uri)
+        client = client or AsyncMilvusClient(**ConnectionConfig(uri=self.uri).client_kwargs())
         try:
             if await client.has_collection(self.collection):
                 await client.drop_collection(self.collection)

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vd_integrations.milvus.config import ConnectionConfig
+
 __all__ = [
     "different_filters",
     "lone_call_overhead",
@@ -128,7 +130,7 @@ def different_filters(uri: str, n: int = 1000, rows: int = 2000) -> dict[str, fl
     async def raw() -> float:
         from pymilvus import AsyncMilvusClient
 
-        client = AsyncMilvusClient(uri=uri)
+        client = AsyncMilvusClient(**ConnectionConfig(uri=uri).client_kwargs())
         await client.load_collection(name)
         await client.search(name, data=[queries[0]], limit=3, anns_field="vector")
         start = time.perf_counter()
