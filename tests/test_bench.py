@@ -17,7 +17,8 @@ import pytest
 from packaging.requirements import Requirement
 
 import vd_bench
-from vd_bench import BenchConfig, BenchResults, Measurement, arun_benchmark, run_benchmark
+from tests.bench_measurements import measurement
+from vd_bench import BenchConfig, BenchResults, arun_benchmark, run_benchmark
 from vd_bench import bench as bench_module
 from vd_bench.__main__ import config_from, parse_args
 from vd_bench.__main__ import main as bench_main
@@ -28,26 +29,6 @@ from vd_bench.runner import FULL, MODES, QUICK, operations_planned, percentile
 from vd_bench.subjects import ALL_WORKLOADS, WORKLOADS, population
 
 FAST = {"latency": 0.01, "dim": 32, "population": 40}
-
-
-def measurement(subject: str, workload: str, n: int, mode: str, seconds: float | None, **kw):
-    anchor = subject in ("langchain_milvus", "llama_index_milvus")
-    integration = "langchain" if subject.startswith("langchain") else "llama_index"
-    return Measurement(
-        subject=subject,
-        label=subject,
-        integration=integration,
-        anchor=anchor,
-        workload=workload,
-        n=n,
-        mode=mode,
-        seconds=seconds,
-        ops_per_s=None if seconds is None else n / seconds,
-        p50_ms=10.0,
-        p99_ms=20.0,
-        mean_ms=12.0,
-        **kw,
-    )
 
 
 # ----- pure parts --------------------------------------------------------------------------------

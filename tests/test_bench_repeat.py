@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from tests.bench_measurements import measurement as base_measurement
 from vd_bench import BenchConfig, BenchResults, Measurement
 from vd_bench.__main__ import config_from, parse_args
 from vd_bench.__main__ import main as bench_main
@@ -16,19 +17,15 @@ from vd_bench.runner import operations_planned
 def measurement(
     subject: str, workload: str, n: int, mode: str, seconds: float | None, round_: int, **kw
 ) -> Measurement:
-    anchor = subject in ("langchain_milvus", "llama_index_milvus")
-    integration = "langchain" if subject.startswith("langchain") else "llama_index"
-    return Measurement(
-        subject=subject,
-        label=subject,
-        integration=integration,
-        anchor=anchor,
-        workload=workload,
-        n=n,
-        mode=mode,
-        seconds=seconds,
-        ops_per_s=None if seconds is None else n / seconds,
-        p50_ms=seconds,  # tells which run was reported
+    """A measurement of round ``round_``; its latencies are ``seconds``, to tell which run
+    a table reports."""
+    return base_measurement(
+        subject,
+        workload,
+        n,
+        mode,
+        seconds,
+        p50_ms=seconds,
         p99_ms=seconds,
         mean_ms=seconds,
         round=round_,
