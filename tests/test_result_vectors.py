@@ -86,6 +86,29 @@ def test_a_response_is_forgotten_once_every_share_is_taken() -> None:
         assert all(fd.field_name != "vector" for fd in hits.lazy_field_data)
 
 
+def test_threads_taking_shares_at_once_each_get_their_own_rows() -> None:
+    """Sync stores are called from thread pools: the held responses are shared state."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    topks = [2, 3, 1]
+    expected = [np.asarray(rows, dtype=np.float32) for rows in _expected(topks)]
+
+    def worker(_: int) -> int:
+        checked = 0
+        for _ in range(50):
+            result = _response(topks)
+            for query in (2, 0):  # the middle share is left untaken: entries get evicted
+                rows = take_float_vectors(result[query], "vector")
+                assert rows is not None
+                np.testing.assert_array_equal(rows, expected[query])
+                checked += 1
+        return checked
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(worker, range(8))) == 8 * 50 * 2
+    assert held_responses() <= MAX_HELD
+
+
 def test_the_cache_is_bounded_when_shares_are_never_taken() -> None:
     kept = [_response([1, 1]) for _ in range(10)]
     for result in kept:

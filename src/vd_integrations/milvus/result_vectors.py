@@ -16,6 +16,7 @@ returns None and the caller reads each hit's vector as before.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,8 @@ __all__ = ["MAX_HELD", "held_responses", "take_float_vectors"]
 MAX_HELD = 4
 #: FieldData object id -> (the FieldData, its rows, how many rows are handed out).
 _decoded: dict[int, tuple[Any, NDArray[np.float32], int]] = {}
+#: Sync stores may be called from many threads (a web app's thread pool): one at a time here.
+_lock = threading.Lock()
 
 
 def _packed_floats(field_data: Any) -> NDArray[np.float32] | None:
@@ -52,7 +55,8 @@ def _packed_floats(field_data: Any) -> NDArray[np.float32] | None:
 
 def _rows(field_data: Any) -> NDArray[np.float32] | None:
     key = id(field_data)
-    cached = _decoded.get(key)
+    with _lock:
+        cached = _decoded.get(key)
     if cached is not None and cached[0] is field_data:
         return cached[1]
     dim = int(field_data.vectors.dim)
@@ -60,27 +64,30 @@ def _rows(field_data: Any) -> NDArray[np.float32] | None:
     if flat is None or flat.size % dim:
         return None
     rows = flat.reshape(-1, dim)
-    while len(_decoded) >= MAX_HELD:
-        _decoded.pop(next(iter(_decoded)))
-    _decoded[key] = (field_data, rows, 0)
+    with _lock:
+        while len(_decoded) >= MAX_HELD:
+            del _decoded[next(iter(_decoded))]
+        _decoded[key] = (field_data, rows, 0)
     return rows
 
 
 def _handed_out(field_data: Any, count: int) -> None:
     key = id(field_data)
-    cached = _decoded.get(key)
-    if cached is None or cached[0] is not field_data:
-        return
-    taken = cached[2] + count
-    if taken >= len(cached[1]):
-        del _decoded[key]  # every caller of the response has its share
-    else:
-        _decoded[key] = (field_data, cached[1], taken)
+    with _lock:
+        cached = _decoded.get(key)
+        if cached is None or cached[0] is not field_data:
+            return
+        taken = cached[2] + count
+        if taken >= len(cached[1]):
+            del _decoded[key]  # every caller of the response has its share
+        else:
+            _decoded[key] = (field_data, cached[1], taken)
 
 
 def held_responses() -> int:
     """How many decoded responses wait for a caller to take its share (at most MAX_HELD)."""
-    return len(_decoded)
+    with _lock:
+        return len(_decoded)
 
 
 def take_float_vectors(hits: Any, field_name: str) -> NDArray[np.float32] | None:
