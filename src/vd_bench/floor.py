@@ -157,6 +157,10 @@ class FloorMeter:
             for pk, text, vector in zip(pks, texts, vectors, strict=True)
         ]
 
+    def _client_kwargs(self) -> dict[str, Any]:
+        """pymilvus client arguments as our stores pass them (no idle pings: see above)."""
+        return ConnectionConfig(uri=self.uri).client_kwargs()
+
     def prepare(self) -> FloorMeter:
         """Ask the embeddings endpoint for the vector size (one request), then create the
         floor collection with ``population`` documents (random unit vectors)."""
@@ -169,7 +173,7 @@ class FloorMeter:
             )
             response.raise_for_status()
             self.dim = len(self._vectors(response.json())[0])
-        client = MilvusClient(**ConnectionConfig(uri=self.uri).client_kwargs())
+        client = MilvusClient(**self._client_kwargs())
         try:
             if client.has_collection(self.collection):
                 client.drop_collection(self.collection)
@@ -206,7 +210,7 @@ class FloorMeter:
             from pymilvus import AsyncMilvusClient
 
             self._http = httpx.AsyncClient(timeout=120, trust_env=False)
-            self._client = AsyncMilvusClient(**ConnectionConfig(uri=self.uri).client_kwargs())
+            self._client = AsyncMilvusClient(**self._client_kwargs())
             # connect and warm up, untimed: one embedding request, one search
             vectors = await self._embed(["warm up"])
             await self._client.load_collection(self.collection)
@@ -300,7 +304,7 @@ class FloorMeter:
         client, http, self._client, self._http = self._client, self._http, None, None
         if http is not None:
             await http.aclose()
-        client = client or AsyncMilvusClient(**ConnectionConfig(uri=self.uri).client_kwargs())
+        client = client or AsyncMilvusClient(**self._client_kwargs())
         try:
             if await client.has_collection(self.collection):
                 await client.drop_collection(self.collection)
