@@ -19,6 +19,7 @@ from langchain_tests.integration_tests import VectorStoreIntegrationTests
 
 from langchain_vd import Milvus
 from tests.loop_watch import LoopWatch
+from tests.raw_clients import raw_client_kwargs
 from vd_integrations.core.errors import (
     InvalidFilterExpressionError,
     InvalidInputError,
@@ -374,7 +375,7 @@ def test_opens_collections_made_by_langchain_milvus(milvus_uri: str, collection_
         AxisEmbeddings(),
         metadatas=[{"kind": "fruit", "n": 1}, {"kind": "animal", "n": 2}],
         collection_name=collection_name,
-        connection_args={"uri": milvus_uri},
+        connection_args=raw_client_kwargs(milvus_uri),  # no idle pings: see raw_clients
         ids=["p1", "p2"],
     )
     ours = make_store(milvus_uri, collection_name)
@@ -387,6 +388,7 @@ def test_opens_collections_made_by_langchain_milvus(milvus_uri: str, collection_
     with pytest.raises(InvalidInputError, match="no dynamic field"):
         ours.add_texts(["x"], [{"unknown": 1}], ids=["p4"])
     ours.close()
+    theirs.client.close()
 
 
 # ------------------------------------------------------------------------------------------------

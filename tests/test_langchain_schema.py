@@ -26,7 +26,7 @@ from langchain_core.embeddings import Embeddings
 from pymilvus import DataType, MilvusClient
 
 from langchain_vd import Milvus
-from tests.raw_clients import raw_client
+from tests.raw_clients import raw_client, raw_client_kwargs
 from vd_integrations.core.errors import InvalidInputError
 
 TEXTS = ["foo", "bar", "baz"]
@@ -96,12 +96,13 @@ def upstream_fields(milvus_uri: str, name: str, metadatas: list[dict], **kwargs:
         IndexEmbeddings(),
         metadatas=metadatas,
         collection_name=name,
-        connection_args={"uri": milvus_uri},
+        connection_args=raw_client_kwargs(milvus_uri),  # no idle pings: see raw_clients
         drop_old=True,
         **kwargs,
     )
     fields = set(theirs.fields)
     theirs.client.drop_collection(name)
+    theirs.client.close()
     return fields
 
 
