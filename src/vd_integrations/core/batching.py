@@ -50,6 +50,13 @@ def estimate_value_bytes(value: Any) -> int:
     dicts / other lists (JSON, arrays, sparse vectors) -> length of their JSON encoding.
     Vectors get a small fixed overhead; anything else is sized by ``str(value)``.
     """
+    kind = type(value)
+    if kind is str:  # the common cases first, by exact type (isascii() is O(1))
+        return len(value) if value.isascii() else len(value.encode("utf-8"))
+    if kind is list and value and type(value[0]) is float and type(value[-1]) is float:
+        return 4 * len(value) + _VECTOR_OVERHEAD  # a float vector (see below)
+    if kind is int or kind is float:
+        return 8
     if value is None:
         return 1
     if isinstance(value, (bool, np.bool_)):
@@ -87,7 +94,9 @@ def estimate_row_bytes(row: Mapping[str, Any]) -> int:
     """
     total = 0
     for key, value in row.items():
-        total += len(str(key).encode("utf-8")) + _FIELD_OVERHEAD + estimate_value_bytes(value)
+        name = key if type(key) is str else str(key)
+        size = len(name) if name.isascii() else len(name.encode("utf-8"))
+        total += size + _FIELD_OVERHEAD + estimate_value_bytes(value)
     return total
 
 
@@ -163,6 +172,10 @@ def split_rows(
     and at most ``max_bytes`` estimated bytes, except that a single row larger than
     ``max_bytes`` gets a slice of its own. Empty input gives ``[]``.
     """
+    _check_positive("max_rows", max_rows)
+    _check_positive("max_bytes", max_bytes)
+    if len(rows) <= 1:  # one row is one slice whatever its size: nothing to estimate
+        return [(0, len(rows))] if rows else []
     slices: list[tuple[int, int]] = []
     start = 0
     for batch in iter_row_batches(rows, max_rows=max_rows, max_bytes=max_bytes):
