@@ -289,6 +289,16 @@ class Connection:
         server not asked yet), so concurrent callers gain nothing from overlapping."""
         return is_write(method) and self._serial_writes is not False
 
+    def merges_one_at_a_time(self, method: str) -> bool:
+        """Whether merged batches of ``method`` go one at a time, each taking every caller
+        that arrived while the one before was in flight: the writes :meth:`serialises`,
+        and searches on Milvus Lite. Lite 3 is a Python server: each search pays a fixed
+        cost (about 15 ms on 100 rows here, mostly a snapshot of the collection) on one
+        interpreter, so four small searches at once cost four fixed costs and finish no
+        sooner than one batch of them (50 unsynchronised clients: 40 ms a search instead of
+        73, 12% more searches a second). No lock is taken: this only shapes the batches."""
+        return self.serialises(method) or (method == "search" and self._serial_writes is True)
+
     def _writes_one_at_a_time(self, client: Any) -> bool:
         if self._serial_writes is None:
             try:

@@ -281,7 +281,7 @@ class MilvusEngine(WriteOps, HybridOps):
         if key is None:
             return await self.connection.acall(step)
         size = coalescing.part_size(step.method, step.kwargs)
-        serial = self.connection.serialises(step.method)
+        serial = self.connection.merges_one_at_a_time(step.method)
         return await self._async.get().coalescer.submit(
             key, step, self._arun_merged, size, serial=serial
         )
