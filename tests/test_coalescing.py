@@ -110,6 +110,55 @@ async def test_with_every_slot_taken_calls_queue_into_one_batch():
     assert await asyncio.gather(*tasks) == [i * 10 for i in range(7)]
 
 
+class FirstHeld:
+    """A batch function whose first batch waits for ``gate``; records every batch."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.batches: list[list[int]] = []
+
+    async def __call__(self, parts: list[int]) -> list[int]:
+        self.batches.append(list(parts))
+        if len(self.batches) == 1:
+            await self.gate.wait()
+        return [p * 10 for p in parts]
+
+
+@pytest.mark.parametrize(
+    ("max_queued", "held", "want"),
+    [(3, [[0], [1, 2, 3]], [[0], [1, 2, 3], [4, 5]]), (None, [[0]], [[0], [1, 2, 3, 4, 5]])],
+)
+async def test_a_queue_of_max_queued_goes_without_waiting_for_a_slot(max_queued, held, want):
+    """Every slot taken: a queue that reaches ``max_queued`` items goes as one more batch,
+    the calls after it queue again; ``max_queued=None`` waits for a slot, however long."""
+    run = FirstHeld()
+    coalescer = Coalescer(CoalescingSettings(max_in_flight=1, max_queued=max_queued))
+    tasks = [asyncio.ensure_future(coalescer.submit("k", 0, run))]
+    await asyncio.sleep(0.01)
+    for i in range(1, 6):  # arriving at different times while the slot is taken
+        tasks.append(asyncio.ensure_future(coalescer.submit("k", i, run)))
+        await asyncio.sleep(0.005)
+    assert run.batches == held  # while the first batch is still in flight
+    run.gate.set()
+    assert await asyncio.gather(*tasks) == [i * 10 for i in range(6)]
+    assert run.batches == want
+
+
+async def test_serial_keys_never_spill_past_one_batch_in_flight():
+    run = FirstHeld()
+    coalescer = Coalescer(CoalescingSettings(max_queued=2))
+    tasks = [asyncio.ensure_future(coalescer.submit("w", 0, run, serial=True))]
+    await asyncio.sleep(0.01)
+    tasks += [
+        asyncio.ensure_future(coalescer.submit("w", i, run, serial=True)) for i in range(1, 6)
+    ]
+    await asyncio.sleep(0.01)
+    assert run.batches == [[0]]  # a backend that writes one batch at a time: the rest wait
+    run.gate.set()
+    assert await asyncio.gather(*tasks) == [i * 10 for i in range(6)]
+    assert run.batches == [[0], [1, 2, 3, 4, 5]]
+
+
 async def test_each_caller_gets_its_own_error():
     coalescer, run = Coalescer(), Recorder(fail={3})
     results = await asyncio.gather(
@@ -169,7 +218,14 @@ async def test_disabled_runs_every_call_alone():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"window": -1}, {"max_batch": 0}, {"max_in_flight": 0}, {"max_batch": True}],
+    [
+        {"window": -1},
+        {"max_batch": 0},
+        {"max_in_flight": 0},
+        {"max_batch": True},
+        {"max_queued": 0},
+        {"max_queued": 2.5},
+    ],
 )
 def test_settings_are_validated(kwargs):
     with pytest.raises(ValueError):

@@ -12,10 +12,13 @@ When to send (group commit, like a database's log writer):
   are in flight: a lone call waits one loop iteration (microseconds), and a call arriving
   while a batch is in flight is not held back behind it;
 - once ``max_in_flight`` batches are in flight, new calls queue up and go together as the
-  next slot frees, or as soon as they reach ``max_batch``. Under load that is where the
-  savings come from: about ``max_in_flight`` requests per round trip, whatever the number
-  of callers, and a queued call waits for the first of the slots to free, not for the
-  whole batch ahead of it.
+  next slot frees. Under load that is where the savings come from: about
+  ``max_in_flight`` requests per round trip, and a queued call waits for the first of the
+  slots to free, not for the whole batch ahead of it;
+- but a queue that reaches ``max_queued`` items goes at once, as one more batch in flight:
+  under more load than the slots carry, calls do not wait a round trip for a slot, and
+  every extra request still merges ``max_queued`` calls or more (the slots adapt to the
+  load). Keys whose backend performs one batch at a time (``serial``) never spill.
 
 Rules every caller can rely on:
 
@@ -64,13 +67,15 @@ class CoalescingSettings:
     ``enabled``: merge at all. ``window``: seconds a batch with nothing in flight waits for
     company (0 sends on the next loop iteration). ``max_batch``: most items (texts, rows,
     query vectors, ids) in one merged call. ``max_in_flight``: merged calls per kind that
-    may run at once before new calls queue.
+    may run at once before new calls queue. ``max_queued``: items a queue may hold before
+    it goes anyway, as one more merged call in flight (``None``: always wait for a slot).
     """
 
     enabled: bool = True
     window: float = 0.0
     max_batch: int = 512
     max_in_flight: int = 4
+    max_queued: int | None = 8
 
     def __post_init__(self) -> None:
         if not isinstance(self.window, (int, float)) or self.window < 0:
@@ -79,6 +84,11 @@ class CoalescingSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        queued = self.max_queued
+        if queued is not None and (
+            not isinstance(queued, int) or isinstance(queued, bool) or queued < 1
+        ):
+            raise ValueError(f"max_queued must be a positive int or None, got {queued!r}")
 
     @classmethod
     def disabled(cls) -> CoalescingSettings:
@@ -116,6 +126,8 @@ class _KeyState:
     in_flight: int = 0
     #: Batches of this key that may run at once.
     max_in_flight: int = 1
+    #: Items a queue may hold before it goes anyway (None: never; serial keys).
+    max_queued: int | None = None
 
     @property
     def idle(self) -> bool:
@@ -150,7 +162,8 @@ class Coalescer(Generic[P, R]):
         state = self._keys.get(key)
         if state is None:
             limit = 1 if serial else self.settings.max_in_flight
-            state = self._keys[key] = _KeyState(key, max_in_flight=limit)
+            spill = None if serial else self.settings.max_queued
+            state = self._keys[key] = _KeyState(key, max_in_flight=limit, max_queued=spill)
         if state.pending is not None and state.pending.size + size > self.settings.max_batch:
             self._seal(state)
         if state.pending is None:
@@ -162,7 +175,7 @@ class Coalescer(Generic[P, R]):
         pending.size += size
         if pending.size >= self.settings.max_batch:
             self._seal(state)
-        elif pending.timer is None and self._has_slot(state):
+        elif pending.timer is None and (self._has_slot(state) or _spills(state, pending)):
             delay = self.settings.window
             pending.timer = (
                 loop.call_later(delay, self._on_timer, key, pending)
@@ -178,7 +191,7 @@ class Coalescer(Generic[P, R]):
         state = self._keys.get(key)
         if state is not None and state.pending is pending:
             pending.timer = None
-            if self._has_slot(state):
+            if self._has_slot(state) or _spills(state, pending):
                 self._seal(state)
             # else: every slot filled up meanwhile; the batch keeps taking callers and goes
             # when a slot frees (_after_batch)
@@ -200,7 +213,9 @@ class Coalescer(Generic[P, R]):
         self._start_sealed(state)
 
     def _start_sealed(self, state: _KeyState) -> None:
-        while state.sealed and state.in_flight < state.max_in_flight:
+        while state.sealed and (
+            state.in_flight < state.max_in_flight or _spills(state, state.sealed[0])
+        ):
             pending = state.sealed.pop(0)
             live = [
                 (part, future)
@@ -269,6 +284,11 @@ class Coalescer(Generic[P, R]):
     async def aclose(self) -> None:
         """Wait for the batches in flight and queued (their callers get their results)."""
         await self.drain()
+
+
+def _spills(state: _KeyState, pending: _Pending) -> bool:
+    """Whether ``pending`` is a queue long enough to go without waiting for a slot."""
+    return state.max_queued is not None and pending.size >= state.max_queued
 
 
 def _unwrap(result: Any) -> Any:
