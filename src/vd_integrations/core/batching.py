@@ -53,8 +53,10 @@ def estimate_value_bytes(value: Any) -> int:
     kind = type(value)
     if kind is str:  # the common cases first, by exact type (isascii() is O(1))
         return len(value) if value.isascii() else len(value.encode("utf-8"))
-    if kind is list and value and type(value[0]) is float and type(value[-1]) is float:
-        return 4 * len(value) + _VECTOR_OVERHEAD  # a float vector (see below)
+    if (kind is list or kind is tuple) and value and type(value[0]) is type(value[-1]) is float:
+        # a float vector, checked element by element before (check_vectors): an estimate
+        # need not check every element again
+        return 4 * len(value) + _VECTOR_OVERHEAD
     if kind is int or kind is float:
         return 8
     if value is None:
@@ -72,10 +74,6 @@ def estimate_value_bytes(value: Any) -> int:
             return int(value.size) * min(value.dtype.itemsize, 4) + _VECTOR_OVERHEAD
         return _json_len(value.tolist())
     if isinstance(value, (list, tuple)):
-        if value and type(value[0]) is float and type(value[-1]) is float:
-            # a float vector, checked element by element before (check_vectors): an
-            # estimate need not check every element again
-            return 4 * len(value) + _VECTOR_OVERHEAD
         if value and all(
             isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) for x in value
         ):

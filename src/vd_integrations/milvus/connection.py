@@ -296,7 +296,7 @@ class Connection:
         cost (about 15 ms on 100 rows here, mostly a snapshot of the collection) on one
         interpreter, so four small searches at once cost four fixed costs and finish no
         sooner than one batch of them (50 unsynchronised clients: 40 ms a search instead of
-        73, 12% more searches a second). No lock is taken: this only shapes the batches."""
+        73, about 10% more searches a second). No lock is taken: this only shapes the batches."""
         return self.serialises(method) or (method == "search" and self._serial_writes is True)
 
     def _writes_one_at_a_time(self, client: Any) -> bool:
