@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
@@ -39,3 +40,17 @@ def _quiet_pymilvus():
     # errors on purpose would drown the output.
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     yield
+
+
+_ASYNCIO_RUN = asyncio.run
+
+
+@pytest.fixture(autouse=True)
+def _asyncio_run_unpatched(request: pytest.FixtureRequest):
+    """Fail the test that leaves ``asyncio.run`` replaced (``nest_asyncio.apply`` does, for
+    the whole process): every later ``asyncio.run`` would reuse one loop, and the tests of
+    one-client-per-loop would pass or fail by their order. Apply it in a subprocess."""
+    yield
+    if asyncio.run is not _ASYNCIO_RUN:
+        asyncio.run = _ASYNCIO_RUN
+        pytest.fail(f"{request.node.nodeid} left asyncio.run patched (nest_asyncio?)")

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -261,21 +264,42 @@ def test_one_store_across_20_asyncio_runs(store: VDVectorStore) -> None:
     assert len(store.get_nodes(filters=ALL)) == 13
 
 
-def test_nest_asyncio_notebook_pattern(store: VDVectorStore) -> None:
-    import nest_asyncio
+NEST_ASYNCIO_SCRIPT = """
+import asyncio
+import nest_asyncio
+from llama_index_vd import VDVectorStore
+from tests.test_llama_index_milvus import ALL, sample_nodes, vector_query
 
-    loop = asyncio.new_event_loop()
-    nest_asyncio.apply(loop)
-    try:
+store = VDVectorStore(collection_name="nest_asyncio_cell")
+loop = asyncio.new_event_loop()
+nest_asyncio.apply(loop)
 
-        async def cell() -> int:
-            asyncio.run(store.async_add(sample_nodes()))
-            found = loop.run_until_complete(store.aquery(vector_query("dog", k=1)))
-            return len(found.ids) + len(await store.aget_nodes(filters=ALL))
+async def cell():
+    asyncio.run(store.async_add(sample_nodes()))
+    found = loop.run_until_complete(store.aquery(vector_query("dog", k=1)))
+    return len(found.ids) + len(await store.aget_nodes(filters=ALL))
 
-        assert loop.run_until_complete(cell()) == 6
-    finally:
-        loop.close()
+assert loop.run_until_complete(cell()) == 6
+loop.close()
+store.close()
+print("nest ok")
+"""
+
+
+def test_nest_asyncio_notebook_pattern() -> None:
+    """A notebook cell under nest_asyncio calls ``asyncio.run`` and ``run_until_complete``
+    inside the running loop. Its own interpreter: ``nest_asyncio.apply`` replaces
+    ``asyncio.run`` for the whole process, so later tests' loops would all be one loop."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", NEST_ASYNCIO_SCRIPT],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "nest ok"
 
 
 @pytest.fixture(scope="module")
