@@ -22,6 +22,7 @@ __all__ = [
     "check_nodes",
     "check_ref_doc_id",
     "in_id_order",
+    "node_metadata",
     "node_rows",
     "query_result",
     "record_to_node",
@@ -82,6 +83,19 @@ def check_nodes(nodes: Any, dim: int | None) -> list[BaseNode]:
     return nodes
 
 
+def node_metadata(node: BaseNode) -> dict[str, Any]:
+    """``node_to_metadata_dict(node, remove_text=True)``, without serialising the embedding.
+
+    LlamaIndex's function dumps the whole node, its embedding's 1,536 floats included, then
+    sets ``"embedding": None``: 80-90% of its time (70 of 90 µs a node here). It gets a
+    shallow copy whose embedding is already ``None``: the same dict, key for key, and the
+    same ``_node_content`` string (``tests/test_llama_index_node_metadata.py``).
+    """
+    if node.embedding is not None:
+        node = node.model_copy(update={"embedding": None})
+    return node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
+
+
 @dataclass(frozen=True)
 class NodeRows:
     """Nodes as the engines' columns."""
@@ -100,7 +114,7 @@ def node_rows(
 ) -> NodeRows:
     """Split nodes into text, vector, metadata and id columns.
 
-    The metadata is :func:`node_to_metadata_dict` (the node, minus text and embedding, as
+    The metadata is :func:`node_metadata` (the node, minus text and embedding, as
     ``_node_content`` JSON, plus its metadata and doc ids for filtering). Keys in
     ``skip_keys`` (names of the collection's own fields) are not stored as separate
     fields; they still round-trip inside ``_node_content``. ``extra`` adds fields.
@@ -110,7 +124,7 @@ def node_rows(
     for i, node in enumerate(nodes):
         check_metadata_depth(i, node.metadata or {})  # names the limit; pydantic would not
         try:
-            meta = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
+            meta = node_metadata(node)
         except (TypeError, ValueError) as exc:  # pydantic cannot serialise a metadata value
             raise InvalidInputError(
                 f"node #{i} ({node.node_id!r}) has metadata that cannot be serialised: {exc}. "
