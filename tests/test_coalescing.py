@@ -552,6 +552,38 @@ async def test_a_bad_filter_fails_only_its_own_caller(milvus_uri, collection_nam
     await store.aclose()
 
 
+class QueryRecorder(CountingClient):
+    """Counts calls and records the keyword arguments of each query."""
+
+    def __init__(self, inner: Any, calls: Counter) -> None:
+        super().__init__(inner, calls)
+        self.queries: list[dict[str, Any]] = []
+
+    async def query(self, *args: Any, **kwargs: Any) -> Any:
+        self.queries.append(kwargs)
+        return await self._inner.query(*args, **kwargs)
+
+
+async def test_the_filter_probe_of_a_delete_does_not_wait_for_consistency(
+    milvus_uri, collection_name
+):
+    """A delete by expression sends a one-row probe with its filter (AsyncMilvusClient
+    ignores a delete's status). The probe only checks the parse, so it reads at Eventually:
+    at the collection's level (here Strong) it would wait for the server's time tick."""
+    store, calls = store_for(milvus_uri, collection_name, CountingEmbeddings(size=DIM))
+    clients = wrap_clients(store, lambda client: QueryRecorder(client, calls))
+    await store.aadd_documents(docs(6), ids=[f"d{i}" for i in range(6)])
+    assert await store.adelete(expr="n >= 4") is True
+    probes = [q for q in clients[0].queries if q.get("filter") == "n >= 4"]
+    assert len(probes) == 1 and probes[0]["consistency_level"] == "Eventually"
+    left = sorted(d.metadata["n"] for d in await store.asearch_by_metadata("n >= 0", limit=100))
+    assert left == [0, 1, 2, 3]
+    with pytest.raises(InvalidFilterExpressionError):  # the probe still catches what Milvus refuses
+        await store.adelete(expr="no_such_function(n)")
+    assert await store.acount() == 4
+    await store.aclose()
+
+
 async def test_bad_input_fails_its_caller_before_anything_is_written(milvus_uri, collection_name):
     store, _ = store_for(milvus_uri, collection_name, CountingEmbeddings(size=DIM))
     await store.aadd_texts(["seed"], ids=["seed"])

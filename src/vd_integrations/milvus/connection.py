@@ -402,11 +402,16 @@ class Connection:
 
 
 async def _acheck_filter(client: Any, step: Rpc) -> None:
-    """A one-row query with a delete's filter: raises if Milvus cannot parse it."""
+    """A one-row query with a delete's filter: raises if Milvus cannot parse it.
+
+    Only the parse matters, not the rows, so it reads at ``Eventually``: at the collection's
+    ``Session`` level a read right after this client's writes waits for the server's time
+    tick (about 200 ms on Milvus 2.3, measured), and the delete would wait for its probe."""
     kwargs = step.kwargs
     probe = {"collection_name": kwargs["collection_name"], "filter": kwargs["filter"]}
     probe["limit"] = 1
     probe["output_fields"] = []
+    probe["consistency_level"] = "Eventually"
     if kwargs.get("partition_name"):
         probe["partition_names"] = [kwargs["partition_name"]]
     if kwargs.get("timeout") is not None:
