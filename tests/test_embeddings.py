@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import logging
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +22,7 @@ from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 from langchain_vd import OpenAIEmbeddings
 from llama_index_vd import OpenAIEmbedding
+from vd_integrations.core.coalesce import CoalescingSettings
 from vd_integrations.core.errors import InvalidInputError
 from vd_integrations.core.retry import (
     RetryError,
@@ -30,6 +32,7 @@ from vd_integrations.core.retry import (
     call_with_retry,
     parse_retry_after,
 )
+from vd_integrations.embeddings.loop_clients import LoopClient, shared_tls_context
 from vd_integrations.embeddings.openai_client import (
     DEFAULT_MODEL,
     OpenAIEmbeddingClient,
@@ -59,6 +62,14 @@ def server():
 
 @pytest.fixture
 def srv(server: OfflineEmbeddingServer) -> OfflineEmbeddingServer:
+    """The shared server with zeroed counters, once requests an earlier test abandoned (a
+    client-side timeout, a cancelled call) have ended: one finishing later would count here."""
+    for _ in range(500):
+        if not server.stats()["in_flight"]:
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError("an earlier test left an embedding request in flight for 5 s")
     server.reset_stats()
     return server
 
@@ -608,6 +619,35 @@ def test_async_client_per_event_loop(srv: OfflineEmbeddingServer) -> None:
     client.close()
     assert asyncio.run(client.aembed(texts)) == expected(texts)  # reopened lazily
     client.close()
+
+
+def test_every_loop_client_shares_one_certificate_checking_tls_context() -> None:
+    """httpx builds a TLS context per client (about 20 ms); each new loop reuses one."""
+    context = shared_tls_context()
+    assert shared_tls_context() is context
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+    seen: list[dict[str, Any]] = []
+
+    class FakeSdk:
+        @staticmethod
+        def DefaultAsyncHttpxClient(**kwargs: Any) -> dict[str, Any]:
+            seen.append(kwargs)
+            return kwargs
+
+        class AsyncOpenAI:
+            def __init__(self, **kwargs: Any) -> None:
+                self.http_client = kwargs["http_client"]
+
+            async def close(self) -> None:
+                return None
+
+    async def open_one() -> Any:
+        return LoopClient.open(FakeSdk, {}, 2, CoalescingSettings()).client
+
+    clients = [asyncio.run(open_one()) for _ in range(2)]
+    assert [kwargs["verify"] for kwargs in seen] == [context, context]
+    assert all(c.http_client["verify"] is context for c in clients)
 
 
 # --------------------------------------------------------------------------------------------
