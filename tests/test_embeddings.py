@@ -650,6 +650,23 @@ def test_every_loop_client_shares_one_certificate_checking_tls_context() -> None
     assert all(c.http_client["verify"] is context for c in clients)
 
 
+def test_the_sync_client_shares_the_tls_context_too(
+    srv: OfflineEmbeddingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[Any] = []
+    real = openai.DefaultHttpxClient
+
+    def recording(**kwargs: Any) -> Any:
+        made.append(kwargs.get("verify"))
+        return real(**kwargs)
+
+    monkeypatch.setattr(openai, "DefaultHttpxClient", recording)
+    with make_client(srv) as client:
+        assert client.embed(["one", "two"]) == expected(["one", "two"])
+        assert client.embed(["three"]) == expected(["three"])  # one sync client, made once
+    assert made == [shared_tls_context()]
+
+
 # --------------------------------------------------------------------------------------------
 # API key handling and endpoint selection
 # --------------------------------------------------------------------------------------------

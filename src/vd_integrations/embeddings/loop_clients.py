@@ -7,9 +7,10 @@ cleanup closes it, so connections are closed on their own loop instead of being
 garbage-collected while another loop runs (where the SDK's cleanup fails with "Event loop
 is closed").
 
-Every loop's client shares one TLS context (:func:`shared_tls_context`): httpx builds a new
-one per client by default (about 20 ms here, loading the CA bundle), which each new event
-loop (each ``asyncio.run``) paid before its first request.
+Every loop's client, and every embeddings client's sync one, shares one TLS context
+(:func:`shared_tls_context`): httpx builds a new one per client by default (about 20 ms
+here, loading the CA bundle), which each new event loop (each ``asyncio.run``) paid before
+its first request.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from vd_integrations.embeddings.client_settings import (
     endpoint_url,
     resolve_api_key,
 )
-from vd_integrations.embeddings.loop_clients import LoopClient
+from vd_integrations.embeddings.loop_clients import LoopClient, shared_tls_context
 from vd_integrations.embeddings.openai_errors import (
     describe_error,
     is_bad_request,
@@ -177,7 +177,9 @@ class OpenAIEmbeddingClient:
     def _sync(self) -> openai.OpenAI:
         with self._sync_lock:
             if self._sync_client is None:
-                self._sync_client = _openai().OpenAI(**self._client_kwargs())
+                sdk = _openai()
+                http_client = sdk.DefaultHttpxClient(verify=shared_tls_context())
+                self._sync_client = sdk.OpenAI(**self._client_kwargs(), http_client=http_client)
             return self._sync_client
 
     def _embed_batch(self, client: openai.OpenAI, texts: list[str]) -> list[list[float]]:
