@@ -604,18 +604,23 @@ async def test_bad_input_fails_its_caller_before_anything_is_written(milvus_uri,
 
 
 async def test_cancelled_adds_before_sending_are_not_written(milvus_uri, collection_name):
+    # The window is long so that a busy machine cannot send the batch before the cancels
+    # (sent parts are written by design); the precondition is checked, not assumed.
     store, _ = store_for(
         milvus_uri,
         collection_name,
         CountingEmbeddings(size=DIM),
-        coalescing=CoalescingSettings(window=0.2),
+        coalescing=CoalescingSettings(window=2.0),
     )
     await store.aadd_texts(["seed"], ids=["seed"])
+    writes = lambda: store.engine.rpc_counts["insert"] + store.engine.rpc_counts["upsert"]  # noqa: E731
+    before = writes()
     tasks = [
         asyncio.ensure_future(store.aadd_embeddings([f"t{i}"], [[0.1] * DIM], ids=[f"x{i}"]))
         for i in range(20)
     ]
     await asyncio.sleep(0.05)  # all waiting in the window
+    assert writes() == before, "the batch left before the cancels: the test's premise failed"
     for task in tasks[:5]:
         task.cancel()
     results = await asyncio.gather(*tasks, return_exceptions=True)
