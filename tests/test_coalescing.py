@@ -183,10 +183,11 @@ async def test_a_failing_batch_fails_its_callers_only():
 
 
 async def test_cancelled_before_sending_is_left_out():
-    coalescer = Coalescer(CoalescingSettings(window=0.05))
+    coalescer = Coalescer(CoalescingSettings(window=1.0))  # long: a busy loop cannot beat it
     run = Recorder()
     tasks = [asyncio.ensure_future(coalescer.submit("k", i, run)) for i in range(10)]
     await asyncio.sleep(0.01)
+    assert run.batches == [], "the batch left before the cancels: the test's premise failed"
     for task in tasks[:3]:
         task.cancel()
     results = await asyncio.gather(*tasks, return_exceptions=True)
