@@ -8,6 +8,7 @@ merged response its own rows, leave the other fields of the hits intact, and ste
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 import numpy as np
@@ -161,7 +162,7 @@ class _RandomEmbeddings:
     dim = 32
 
     def _embed(self, text: str) -> list[float]:
-        seed = int.from_bytes(text.encode()[:8].ljust(8, b"\0"), "little") ^ len(text)
+        seed = zlib.crc32(text.encode())  # the whole text: no two texts share a vector
         vector = np.random.default_rng(seed).standard_normal(self.dim)
         return (vector / np.linalg.norm(vector)).tolist()
 

@@ -2,13 +2,16 @@
 
 However a store merges, splits or pipelines its calls, N operations need the embedding
 service and the Milvus server to do a minimum of work: for search N, one embedding round
-trip for the N queries and one ``nq=N`` search; for add N, one round trip and one insert
-of N rows; for delete N, one delete (no embedding). Bulk N (one call adding N documents)
-has add N's floor: the round trips its N texts need at the API's limit of
-:data:`MAX_INPUTS` inputs a request (one for N up to 2,048; any workload's texts beyond
-that take a request per :data:`MAX_INPUTS` more, sent in turn), then one insert of N
-rows. The floor is that work measured raw, in the same run and on the same server as
-the store, right after each measurement (interleaved, so drift affects both alike):
+trip for the N queries and one ``nq=N`` search; for MMR N, the same round trip and the
+cheaper of one ``nq=N`` search returning the candidates' vectors and a search for their
+keys followed by one query for the distinct rows (how merged MMR searches go); for add
+N, one round trip and one insert of N rows; for delete N, one delete (no embedding). Bulk
+N (one call adding N documents) has add N's floor: the round trips its N texts need at
+the API's limit of :data:`MAX_INPUTS` inputs a request (one for N up to 2,048; any
+workload's texts beyond that take a request per :data:`MAX_INPUTS` more, sent in turn),
+then one insert of N rows. The floor is that work measured raw, in the same run and on
+the same server as the store, right after each measurement (interleaved, so drift
+affects both alike):
 
     floor = embedding round trips (one request per 2,048 of the N texts, timed)
           + the server's time for one merged request (timed with ``AsyncMilvusClient``)
@@ -266,14 +269,16 @@ class FloorMeter:
         client, name = self._client, self.collection
         self._round += 1
         tag = f"floor{self._round}"
-        if workload in ("search", "mmr"):
-            fields = [*OUTPUT_FIELDS, "vector"] if workload == "mmr" else OUTPUT_FIELDS
-            limit = FETCH_K if workload == "mmr" else K
+        if workload == "search":
             began = time.perf_counter()
             await client.search(
-                name, data=list(vectors), limit=limit, anns_field="vector", output_fields=fields
+                name, data=list(vectors), limit=K, anns_field="vector", output_fields=OUTPUT_FIELDS
             )
             return time.perf_counter() - began
+        if workload == "mmr":
+            return min(
+                await self._search_with_vectors(vectors), await self._search_then_fetch(vectors)
+            )
         if workload in ("add", "bulk"):  # bulk N: add N's one insert of N rows
             pks = [f"{tag}_{k}" for k in range(n)]
             rows = self._rows_for(pks, texts, vectors)
@@ -294,6 +299,41 @@ class FloorMeter:
         await client.insert(name, self._rows_for(pks, pks, self._random_vectors(n, n)))
         began = time.perf_counter()
         await client.delete(name, filter=f"id in {json.dumps(pks)}")
+        return time.perf_counter() - began
+
+    async def _search_with_vectors(self, vectors: np.ndarray) -> float:
+        """Seconds of one search returning the MMR candidates with their vectors."""
+        began = time.perf_counter()
+        await self._client.search(
+            self.collection,
+            data=list(vectors),
+            limit=FETCH_K,
+            anns_field="vector",
+            output_fields=[*OUTPUT_FIELDS, "vector"],
+        )
+        return time.perf_counter() - began
+
+    async def _search_then_fetch(self, vectors: np.ndarray) -> float:
+        """Seconds of a search for the candidates' keys, then one query for the distinct
+        rows with their vectors (how merged MMR searches go: ``search_fetch``)."""
+        began = time.perf_counter()
+        found = await self._client.search(
+            self.collection,
+            data=list(vectors),
+            limit=FETCH_K,
+            anns_field="vector",
+            output_fields=["pk"],
+        )
+        keys = list(
+            dict.fromkeys(hit["pk"] if "pk" in hit else hit["id"] for hits in found for hit in hits)
+        )
+        if keys:
+            await self._client.query(
+                self.collection,
+                filter=f"pk in {json.dumps(keys)}",
+                output_fields=[*OUTPUT_FIELDS, "vector"],
+                limit=len(keys),
+            )
         return time.perf_counter() - began
 
     async def aclose(self) -> None:

@@ -46,7 +46,7 @@ from vd_integrations.core.ops import (
 from vd_integrations.core.retry import RetrySettings
 from vd_integrations.core.validation import check_positive_int
 from vd_integrations.embeddings.batching import QueryEmbeddingCache, batches_query_embeddings
-from vd_integrations.milvus import coalescing, faults, log_filters
+from vd_integrations.milvus import coalescing, faults, log_filters, search_fetch
 from vd_integrations.milvus.config import ConnectionConfig
 from vd_integrations.milvus.connection import DEFAULT_RPC_RETRY, Connection
 from vd_integrations.milvus.hybrid_ops import HybridOps
@@ -295,6 +295,9 @@ class MilvusEngine(WriteOps, HybridOps):
         parts = [step.kwargs for step in steps]
         merged = Rpc(method, coalescing.merge_steps(method, parts))
         try:
+            plan = self._fetch_plan(merged, len(steps))
+            if plan is not None:
+                return await self._asearch_then_fetch(plan, parts, merged)
             result = await self.connection.acall(merged)
         except Exception as exc:
             if not faults.rejected_by_server(exc):
@@ -304,6 +307,30 @@ class MilvusEngine(WriteOps, HybridOps):
             return coalescing.split_result(method, parts, result)
         except coalescing.IncompleteMerge:  # a read: asking again changes nothing
             return await self._arun_each(steps)
+
+    def _fetch_plan(self, merged: Rpc, parts: int) -> search_fetch.FetchPlan | None:
+        """Whether a merged search fetches its rows after searching (:mod:`.search_fetch`)."""
+        layout = self.layout
+        if merged.method != "search" or layout is None or layout.vectors is not None:
+            return None  # typed vector fields (:mod:`.vector_fields`) keep one request
+        return search_fetch.plan_fetch(
+            merged.kwargs, parts, pk_field=layout.primary_field, vector_field=layout.vector_field
+        )
+
+    async def _asearch_then_fetch(
+        self, plan: search_fetch.FetchPlan, parts: list[dict[str, Any]], merged: Rpc
+    ) -> list[Any]:
+        """The merged search as a search for keys, then one query per 4,096 distinct rows;
+        sent again as the one search if a row went in between."""
+        found = await self.connection.acall(Rpc("search", plan.search))
+        queries = search_fetch.row_queries(plan, found)
+        answers = await asyncio.gather(
+            *(self.connection.acall(Rpc("query_in", query)) for query in queries)
+        )
+        try:
+            return search_fetch.join(plan, parts, found, [row for rows in answers for row in rows])
+        except coalescing.IncompleteMerge:
+            return coalescing.split_result("search", parts, await self.connection.acall(merged))
 
     async def _arun_each(self, steps: list[Rpc]) -> list[Any]:
         """Each step as its own RPC, concurrently; a failure is that step's result."""

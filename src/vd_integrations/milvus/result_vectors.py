@@ -23,6 +23,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pymilvus import DataType
 
+from vd_integrations.milvus.search_fetch import FetchedHits
+
 __all__ = ["MAX_HELD", "held_responses", "take_float_vectors"]
 
 #: Responses decoded and not yet fully handed out: at most this many are kept.
@@ -95,8 +97,11 @@ def take_float_vectors(hits: Any, field_name: str) -> NDArray[np.float32] | None
 
     On success the field is taken out of the hits, so reading them no longer decodes it
     (their entities then lack it). None, with the hits unchanged, where the response is
-    not in the shape described in the module docstring.
+    not in the shape described in the module docstring. Hits of a merged search that
+    fetched its rows afterwards (:mod:`.search_fetch`) carry their array already.
     """
+    if isinstance(hits, FetchedHits):
+        return hits.float_vectors
     lazy = getattr(hits, "lazy_field_data", None)
     start = getattr(hits, "start", None)
     if not isinstance(lazy, list) or not isinstance(start, int):
