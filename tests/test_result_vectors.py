@@ -8,7 +8,6 @@ merged response its own rows, leave the other fields of the hits intact, and ste
 from __future__ import annotations
 
 import json
-import zlib
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ from pymilvus import DataType
 from pymilvus.client.search_result import SearchResult
 from pymilvus.grpc_gen import schema_pb2
 
+from tests.random_embeddings import RandomEmbeddings
 from vd_integrations.milvus.result_vectors import MAX_HELD, held_responses, take_float_vectors
 
 DIM = 5
@@ -156,29 +156,6 @@ def test_a_missing_field_is_left_to_the_caller() -> None:
     assert take_float_vectors(hits, "embedding") is None
 
 
-class _RandomEmbeddings:
-    """Deterministic pseudo-random unit vectors per text (dim 32), for a real collection."""
-
-    dim = 32
-
-    def _embed(self, text: str) -> list[float]:
-        seed = zlib.crc32(text.encode())  # the whole text: no two texts share a vector
-        vector = np.random.default_rng(seed).standard_normal(self.dim)
-        return (vector / np.linalg.norm(vector)).tolist()
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return [self._embed(t) for t in texts]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self._embed(text)
-
-    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embed_documents(texts)
-
-    async def aembed_query(self, text: str) -> list[float]:
-        return self.embed_query(text)
-
-
 def test_mmr_on_a_real_collection_picks_what_the_list_path_picks(
     milvus_uri: str, collection_name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -190,7 +167,7 @@ def test_mmr_on_a_real_collection_picks_what_the_list_path_picks(
     from vd_integrations.milvus import reads
 
     store = Milvus(
-        _RandomEmbeddings(),  # type: ignore[arg-type]
+        RandomEmbeddings(),  # type: ignore[arg-type]
         collection_name=collection_name,
         connection_args={"uri": milvus_uri},
     )

@@ -9,12 +9,12 @@ through the two requests chooses the same documents, metadata and scores as sync
 from __future__ import annotations
 
 import asyncio
-import zlib
 from typing import Any
 
 import numpy as np
 import pytest
 
+from tests.random_embeddings import RandomEmbeddings
 from vd_integrations.milvus import search_fetch
 from vd_integrations.milvus.coalescing import IncompleteMerge
 from vd_integrations.milvus.result_vectors import take_float_vectors
@@ -165,27 +165,6 @@ def test_a_row_gone_or_without_its_vector_makes_the_merge_incomplete() -> None:
 # ----- a real collection ---------------------------------------------------------------------
 
 
-class _RandomEmbeddings:
-    """Deterministic pseudo-random unit vectors per text (dim 32)."""
-
-    def _embed(self, text: str) -> list[float]:
-        seed = zlib.crc32(text.encode())  # the whole text: no two texts share a vector
-        vector = np.random.default_rng(seed).standard_normal(32)
-        return (vector / np.linalg.norm(vector)).tolist()
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return [self._embed(t) for t in texts]
-
-    def embed_query(self, text: str) -> list[float]:
-        return self._embed(text)
-
-    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.embed_documents(texts)
-
-    async def aembed_query(self, text: str) -> list[float]:
-        return self.embed_query(text)
-
-
 class _Calls:
     """The RPCs the store's connection sends (method and kwargs)."""
 
@@ -212,7 +191,7 @@ def store(milvus_uri: str, collection_name: str) -> Any:
     from langchain_vd import Milvus
 
     store = Milvus(
-        _RandomEmbeddings(),  # type: ignore[arg-type]
+        RandomEmbeddings(),  # type: ignore[arg-type]
         collection_name=collection_name,
         connection_args={"uri": milvus_uri},
         consistency_level="Strong",  # reads see the sync client's deletes (the race test)
@@ -268,7 +247,7 @@ def test_merged_mmr_scores_are_the_search_distances(
 
     async def merged(fetch: bool) -> list[list[Any]]:
         monkeypatch.setattr(search_fetch, "MIN_FLOATS", 1 if fetch else 1 << 60)
-        vectors = [_RandomEmbeddings().embed_query(q) for q in QUERIES]
+        vectors = [RandomEmbeddings().embed_query(q) for q in QUERIES]
         ops = [engine.mmr(v, k=4, fetch_k=12) for v in vectors]
         return list(await asyncio.gather(*(engine.arun(op) for op in ops)))
 
