@@ -6,7 +6,9 @@ engine's async shell with a :class:`~vd_integrations.core.coalesce.Coalescer`:
 - ``insert`` / ``upsert`` into the same collection and partition: rows concatenated;
   the returned primary keys are sliced back per caller;
 - ``search`` with identical parameters (collection, field, limit, filter, output fields,
-  search params, partitions): query vectors concatenated (``nq``), hits sliced per caller;
+  search params, partitions): query vectors concatenated (``nq``), hits sliced per caller
+  (a large one that returns vectors goes as a key search plus row queries:
+  :mod:`.search_fetch`);
 - ``delete_ids`` (the engine's delete by primary keys): one ``pk in [...]`` delete;
 - ``delete`` by ``filter``: one delete of ``(f1) or (f2) or ...``, which removes exactly
   the union of what the separate deletes would have removed;

@@ -86,8 +86,10 @@ def _key(hit: Mapping[str, Any], pk_field: str) -> Any:
     return hit[pk_field] if pk_field in hit else hit.get("id")
 
 
-def row_queries(plan: FetchPlan, found: Sequence[Sequence[Mapping[str, Any]]]) -> list[Any]:
-    """The ``query_in`` requests (method, kwargs) for the distinct rows of the key search's
+def row_queries(
+    plan: FetchPlan, found: Sequence[Sequence[Mapping[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The kwargs of the ``query_in`` requests for the distinct rows of the key search's
     answer ``found``, at most :data:`MAX_KEYS_PER_QUERY` keys each."""
     keys = list(dict.fromkeys(_key(hit, plan.pk_field) for hits in found for hit in hits))
     shared = {name: plan.search[name] for name in _SHARED if name in plan.search}
