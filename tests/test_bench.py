@@ -197,7 +197,15 @@ def test_tables_report_the_floor_and_the_service(tmp_path):
         measurement("langchain_vd", "search", 100, "async", 0.6, floor_s=0.15, **floors),
         measurement("langchain_vd", "delete", 100, "async", 0.3, floor_error="boom"),
         measurement(
-            "langchain_vd", "service search", 40, "async", 2.0, clients=4, floor_s=1.0, **floors
+            "langchain_vd",
+            "service search",
+            40,
+            "async",
+            2.0,
+            clients=4,
+            floor_s=1.0,
+            ceiling_s=1.6,
+            **floors,
         ),
         measurement(
             "langchain_milvus",
@@ -207,6 +215,7 @@ def test_tables_report_the_floor_and_the_service(tmp_path):
             4.0,
             clients=4,
             floor_s=1.0,
+            ceiling_error="1 failed: boom",
             **floors,
         ),
     ]
@@ -225,6 +234,8 @@ def test_tables_report_the_floor_and_the_service(tmp_path):
     assert len(lines) == 2 and all("| search | async | 4 | 40 |" in line for line in lines)
     assert "| 20 |" in lines[0] and "| 40 |" in lines[0]  # req/s, floor req/s
     assert "150 (100 + 50)" in lines[0] and "2.0x" in lines[0]
+    assert "| 25 | 1.25x |" in lines[0]  # ceiling req/s, s/ceiling
+    assert "| - | - | ceiling not measured: 1 failed: boom |" in lines[1]
     summary = results.summary()
     assert table in summary and service in summary
     assert "| LangChain | service search | 40 | async | 2.00 | 4.00 | 2.00x |" in summary
@@ -663,6 +674,10 @@ def test_service_serves_each_langchain_store_and_stops_its_servers(
         # every text embedded once; merged into fewer requests or not
         assert m.embedding_inputs == m.n and 1 <= m.embedding_requests <= m.n
         assert m.floor_error is None and m.floor_s > 0 and m.floor_round_trips == 1
+        # the same requests against an endpoint that only sleeps the floor latency: each
+        # client sends its share one after another, so no faster than their sleeps allow
+        latency = m.floor_embedding_s + m.floor_server_s
+        assert m.ceiling_error is None and m.ceiling_s >= m.n * latency / m.clients
         if m.workload == "service add":  # the population, the warm-up add, the adds
             assert m.rows_after == m.rows_expected == 40 + 1 + 4
     langchain_milvus = [m for m in results.measurements if m.subject == "langchain_milvus"]
@@ -726,3 +741,39 @@ def test_runs_inside_a_running_event_loop(milvus_uri, tmp_path):
 
     for results in asyncio.run(cell()):
         assert [m.ok for m in results.measurements] == [True, True]
+
+
+def test_the_service_app_answers_without_nagle_delays():
+    """Connections uvicorn accepts on the app's socket have TCP_NODELAY: asyncio sets it
+    only when the socket names IPPROTO_TCP, and without it a response's body waits for the
+    client's delayed acknowledgement of its headers (up to 40 ms a request)."""
+    import socket
+
+    from vd_bench.service_app import listening_socket
+
+    accepted: list[int] = []
+
+    async def main() -> None:
+        sock = listening_socket()
+        host, port = sock.getsockname()
+
+        def protocol() -> asyncio.Protocol:
+            class Record(asyncio.Protocol):
+                def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                    raw = transport.get_extra_info("socket")
+                    accepted.append(raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+                    transport.close()
+
+            return Record()
+
+        server = await asyncio.get_running_loop().create_server(protocol, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(host, port)
+            for _ in range(100):
+                if accepted:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(main())
+    assert accepted and accepted[0] != 0

@@ -99,7 +99,9 @@ def _service(mode: str, config: BenchConfig, *, anchor: bool) -> float:
     )
     server = SERVICE_SERVER["ours async" if mode == "async" and not anchor else mode]
     busy = requests * max(per_request / clients, server)
-    return SERVICE_START + PER_ROW * config.population + busy
+    # the ceiling: the same requests against an endpoint that sleeps one round trip
+    ceiling = requests * (config.service_pause / 2 + config.latency) / config.service_clients
+    return SERVICE_START + PER_ROW * config.population + busy + (ceiling if config.floor else 0)
 
 
 def estimate_seconds(

@@ -46,6 +46,11 @@ class Measurement:
     floor_server_s: float | None = None
     floor_round_trips: int | None = None
     floor_error: str | None = None
+    #: The service only: seconds the same requests (clients, pauses) took against an
+    #: endpoint of the same app that only sleeps the floor latency, so the most this web
+    #: stack and these clients reach on this machine (see :mod:`vd_bench.service`).
+    ceiling_s: float | None = None
+    ceiling_error: str | None = None
     #: Concurrent HTTP clients (the service workload only).
     clients: int | None = None
     #: Which repetition (0-based) of a run with ``BenchConfig.repeat`` rounds.
@@ -61,6 +66,14 @@ class Measurement:
         if self.seconds is None or not self.floor_s:
             return None
         return self.seconds / self.floor_s
+
+    @property
+    def ceiling_ratio(self) -> float | None:
+        """Measured seconds over the service ceiling's (1.0: as fast as a store at the
+        floor could be served here)."""
+        if self.seconds is None or not self.ceiling_s:
+            return None
+        return self.seconds / self.ceiling_s
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

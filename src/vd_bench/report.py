@@ -239,8 +239,9 @@ class BenchResults:
 
     def service_table(self) -> str:
         """The service workload: a row per store, phase and mode: throughput, latency,
-        embedding requests, and the floor (the phase's requests at the floor latency plus
-        the mean pause, ``clients`` at a time) with the measured time over it."""
+        embedding requests, the floor (the phase's requests at the floor latency plus the
+        mean pause, ``clients`` at a time) and the ceiling (the same requests against an
+        endpoint that only sleeps the floor latency), each with the measured time over it."""
         keys = dict.fromkeys(
             (m.subject, m.workload, m.n, m.mode)
             for m in self.measurements
@@ -253,8 +254,8 @@ class BenchResults:
         lines = [
             f"| store | service | mode | clients | requests | s | {rps} | p50/p99 ms "
             "| embedding requests | floor req/s | floor latency ms (embedding + server) "
-            "| s/floor | notes |",
-            "|" + "---|" * 13,
+            "| s/floor | ceiling req/s | s/ceiling | notes |",
+            "|" + "---|" * 15,
         ]
         for key, m in rows:
             floor_rps = _ratio(m.n, m.floor_s)
@@ -270,6 +271,8 @@ class BenchResults:
             notes += self._failed_rounds(*key)
             if m.floor_error:
                 notes.append(f"floor not measured: {m.floor_error}")
+            if m.ceiling_error:
+                notes.append(f"ceiling not measured: {m.ceiling_error}")
             if m.rows_expected is not None:
                 notes.append(f"rows {m.rows_after}/{m.rows_expected}")
             lines.append(
@@ -277,7 +280,8 @@ class BenchResults:
                 f"| {m.clients or '-'} | {m.n} | {_fmt(m.seconds)} "
                 f"| {self._value(*key, m)} "
                 f"| {_latency(m)} | {_count(m)} | {_fmt(floor_rps, 0)} | {latency} "
-                f"| {_times(m.floor_ratio)} | {'; '.join(notes)} |"
+                f"| {_times(m.floor_ratio)} | {_fmt(_ratio(m.n, m.ceiling_s), 0)} "
+                f"| {_times(m.ceiling_ratio, 2)} | {'; '.join(notes)} |"
             )
         return "\n".join(lines)
 
@@ -393,8 +397,8 @@ def _latency(m: Measurement | None) -> str:
     return f"{m.p50_ms:.0f}/{m.p99_ms:.0f}"
 
 
-def _times(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}x"
+def _times(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}x"
 
 
 def _floor(m: Measurement | None) -> str:

@@ -17,7 +17,11 @@ embedding requests (the offline embeddings server's ``/stats``), rows afterwards
 physical floor: the app measures one embedding round trip for as many texts as there are
 clients plus one merged request of that size raw (``/floor``, :mod:`vd_bench.floor`) after
 each phase, and the floor of the phase is its requests at that latency plus the mean
-pause, ``clients`` at a time.
+pause, ``clients`` at a time. The same clients then send the same requests to an endpoint
+of the same app that only sleeps that latency (``/ceiling/<phase>``): the ceiling, what
+this web stack and these clients reach with a store at the floor. On a small machine the
+app, the clients, the embeddings server and Milvus share the cores, and the ceiling sits
+well above the floor; the store's own cost is its time over the ceiling.
 
 The child exits when the benchmark does, however it ends (it watches a pipe from its
 parent, as the other servers do), and is stopped by ``POST /shutdown`` after each run,
@@ -249,10 +253,11 @@ async def _run_mode(
                 continue
             m = _new(subject, phase, requests, mode, config.service_clients)
             await asyncio.to_thread(counter.reset)
+            bodies = _bodies(phase, requests, config.population)
             result = await _drive(
                 base_url,
                 f"/{phase}",
-                _bodies(phase, requests, config.population),
+                bodies,
                 _check(phase),
                 clients=config.service_clients,
                 pause=config.service_pause,
@@ -276,6 +281,7 @@ async def _run_mode(
                     )
             if config.floor:
                 await _floor(control, m, phase, config)
+                await _ceiling(base_url, m, phase, bodies, config)
             found.append(m)
             on_measurement(m)
     return found
@@ -299,6 +305,30 @@ async def _floor(control: Any, m: Measurement, phase: str, config: BenchConfig) 
     m.floor_server_s = sample["server_s"]
     m.floor_round_trips = sample["round_trips"]
     m.floor_s = m.n * (latency + config.service_pause / 2) / clients
+
+
+async def _ceiling(
+    base_url: str, m: Measurement, phase: str, bodies: list[dict[str, Any]], config: BenchConfig
+) -> None:
+    """The phase's ceiling: the same requests, clients and pauses against
+    ``/ceiling/<phase>``, which sleeps the floor latency instead of calling the store."""
+    if m.floor_embedding_s is None or m.floor_server_s is None:
+        return
+    latency = m.floor_embedding_s + m.floor_server_s
+    result = await _drive(
+        base_url,
+        f"/ceiling/{phase}",
+        [{**body, "sleep_s": latency} for body in bodies],
+        _check(phase),
+        clients=config.service_clients,
+        pause=config.service_pause,
+        seed=f"{config.service_seed}:{m.mode}",
+        tick=lambda: None,
+    )
+    if result.failures:
+        m.ceiling_error = f"{result.failures} failed: {result.error}"
+    else:
+        m.ceiling_s = result.seconds
 
 
 def run_service(

@@ -29,7 +29,14 @@ from typing import Any
 from vd_bench.runner import BenchConfig, endpoint_for, error_text
 from vd_bench.subjects import SERVICE, SUBJECTS, Endpoint, K, make_subject
 
-__all__ = ["LISTENING_PREFIX", "META_PREFIX", "build_app", "main", "service_endpoint"]
+__all__ = [
+    "LISTENING_PREFIX",
+    "META_PREFIX",
+    "build_app",
+    "listening_socket",
+    "main",
+    "service_endpoint",
+]
 
 LISTENING_PREFIX = "@@listening "
 META_PREFIX = "@@meta "
@@ -67,6 +74,9 @@ def build_app(
     - ``GET /count`` -> ``{"rows": int}``; ``GET /health``
     - ``POST /floor`` ``{"workload": "search"|"add", "n": int}``: the physical floor sample
       (``floor``, a prepared :class:`vd_bench.floor.FloorMeter`), measured on this loop
+    - ``POST /ceiling/search`` and ``/ceiling/add``: the phase's body plus ``"sleep_s"``;
+      sleeps that long and answers as the real endpoint would, without the store: what
+      this web stack and these clients reach with a store at the physical floor
     - ``POST /shutdown``: calls ``on_shutdown``
 
     ``mode`` ``async`` awaits the store's async methods; ``sync`` runs its sync methods in
@@ -121,6 +131,14 @@ def build_app(
             return _json_response({"error": error_text(exc)}, 500)
         return _json_response(asdict(sample))
 
+    async def ceiling(request: Any) -> Any:
+        body = await request.json()
+        await asyncio.sleep(float(body["sleep_s"]))
+        if request.path_params["phase"] == "search":
+            doc = {"text": body.get("query", ""), "metadata": {}}
+            return _json_response({"documents": [doc] * int(body.get("k", K))})
+        return _json_response({"ids": ["0"]})
+
     async def health(request: Any) -> Any:
         return _json_response({"status": "ok", "mode": mode})
 
@@ -134,10 +152,25 @@ def build_app(
             Route("/add", add, methods=["POST"]),
             Route("/count", rows, methods=["GET"]),
             Route("/floor", measure_floor, methods=["POST"]),
+            Route("/ceiling/{phase:str}", ceiling, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/shutdown", shutdown, methods=["POST"]),
         ]
     )
+
+
+def listening_socket() -> socket.socket:
+    """A TCP socket bound to a free loopback port, for uvicorn to listen on.
+
+    It names its protocol (``IPPROTO_TCP``): asyncio sets ``TCP_NODELAY`` only on
+    connections whose socket says TCP, and a plain ``socket(AF_INET, SOCK_STREAM)`` says 0.
+    Without it, Nagle's algorithm holds each response's body until the client acknowledges
+    its headers, which Linux delays by up to 40 ms: measured here, 280 instead of 342
+    requests/s for 50 clients of an endpoint that only sleeps."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))  # loopback only, a free port
+    return sock
 
 
 async def _serve(server: Any, sock: socket.socket, cleanup: Callable[[], Any]) -> None:
@@ -215,9 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(META_PREFIX + json.dumps(package_versions()) + "\n")
     sys.stdout.flush()
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))  # loopback only, a free port
+    sock = listening_socket()
 
     def request_stop() -> None:
         server.should_exit = True
