@@ -90,7 +90,12 @@ def child(subject: str, uri: str, base_url: str, phase: str, calls: int, clients
             "p99": latencies[int(len(latencies) * 0.99)],
         }
 
-    print(json.dumps(asyncio.run(main())))
+    try:
+        print(json.dumps(asyncio.run(main())))
+    finally:  # leave the server as it was: a thousand rows a run would pile up
+        from pymilvus import MilvusClient
+
+        MilvusClient(uri).drop_collection(name)
 
 
 def _installed(module: str) -> bool:
