@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from langchain_core.documents import Document
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery
@@ -482,3 +484,37 @@ def test_from_texts_with_a_typo_writes_nothing(
             lambda: langchain_vd.Milvus.afrom_texts(["apple"], AxisEmbeddings(), **kwargs),
         )
     assert not milvus.has_collection(collection_name)
+
+
+_SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF)),  # surrogates too
+)
+
+
+def _storable(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value <= 2**63 - 1
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return True
+
+
+@given(key=_SCALARS.filter(lambda k: isinstance(k, str)), value=_SCALARS)
+def test_metadata_scalars_are_refused_exactly_when_they_cannot_be_stored(key, value):
+    """The fast path for plain scalars (ASCII strings, int64, finite floats) decides as the
+    full walk would: a lone surrogate in a key or value, an int beyond int64, NaN or an
+    infinity is refused, anything else passes."""
+    if _storable(key) and _storable(value):
+        check_metadata_values(0, {key: value})
+    else:
+        with pytest.raises(InvalidInputError):
+            check_metadata_values(0, {key: value})

@@ -188,6 +188,8 @@ def check_metadata_values(index: int, metadata: Mapping[str, Any]) -> None:
     interpreter's recursion limit.
     """
     for key, value in metadata.items():
+        if type(key) is str and key.isascii() and _plain_scalar_ok(value):
+            continue  # the common case, decided without building a message or a walk
         where = f"metadata #{index} key {key!r}"
         if isinstance(key, str):
             check_utf8(key, where)
@@ -201,6 +203,8 @@ def check_metadata_depth(index: int, metadata: Mapping[str, Any]) -> None:
     dict itself is level 1) nor contain itself; nothing else is checked. Iterative, so it
     is safe to run before a recursive encoder such as :func:`json.dumps` or pydantic's."""
     for key, value in metadata.items():
+        if type(value) in _PLAIN_SCALARS:  # no nesting to measure
+            continue
         problem = _json_problem(value, full=False)
         if problem is not None:
             raise InvalidInputError(f"metadata #{index} key {key!r}: {problem[0]}. {problem[1]}")
@@ -237,6 +241,22 @@ def _surrogate_problem(text: str, what: str, trail: Any) -> str | None:
             f"cannot be encoded as UTF-8"
         )
     return None
+
+
+def _plain_scalar_ok(value: Any) -> bool:
+    """Whether ``value`` is a str, int, float, bool or None that is plainly storable (ASCII,
+    in int64, finite): what most metadata values are, answered by exact type. False means
+    "look closer" (:func:`_json_problem`), not "refused"."""
+    kind = type(value)
+    if kind is str:
+        return value.isascii()  # O(1): ASCII has no lone surrogates
+    if kind is bool or value is None:
+        return True
+    if kind is int:
+        return INT64_MIN <= value <= INT64_MAX
+    if kind is float:
+        return math.isfinite(value)
+    return False
 
 
 def _scalar_problem(value: Any, trail: Any) -> str | None:

@@ -425,6 +425,7 @@ class CollectionLayout(ColumnLayoutMixin):
                 f"metadata #{index} must be a dict, got {type(metadata).__name__}."
             )
         reserved = self.reserved_keys
+        any_key_ok = bool(self.metadata_field) or self.dynamic or self.drop_unknown_keys
         for key, value in metadata.items():
             if not isinstance(key, str) or not key:
                 raise InvalidInputError(
@@ -435,7 +436,7 @@ class CollectionLayout(ColumnLayoutMixin):
                     f"metadata #{index} uses the reserved key {key!r} (a field of the "
                     f"collection: {sorted(reserved)}); rename the key."
                 )
-            if not self.unknown_key_ok(key):
+            if not any_key_ok and not self.unknown_key_ok(key):
                 raise InvalidInputError(
                     f"metadata #{index} has key {key!r}, but collection {self.name!r} has no "
                     f"dynamic field and no column named {key!r} (columns: "
