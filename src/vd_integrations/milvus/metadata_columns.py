@@ -452,15 +452,15 @@ class ColumnLayoutMixin:
     columns: tuple[MetadataColumn, ...]
     drop_unknown_keys: bool
 
+    @property
+    def accepts_any_key(self) -> bool:
+        """Whether every metadata key may be written (or dropped): it goes to the JSON field
+        or the dynamic field, or the store drops the keys that are no column."""
+        return bool(self.metadata_field) or self.dynamic or self.drop_unknown_keys
+
     def unknown_key_ok(self, key: str) -> bool:
-        """Whether a metadata key that is no column may be written (or dropped): it goes to
-        the JSON field or the dynamic field, or the store drops it."""
-        return (
-            bool(self.metadata_field)
-            or key in self.scalar_fields
-            or self.dynamic
-            or (self.drop_unknown_keys)
-        )
+        """Whether a metadata key that is no column may be written (or dropped)."""
+        return self.accepts_any_key or key in self.scalar_fields
 
     def storable_metadata(self, metadata: Mapping[str, Any]) -> Mapping[str, Any]:
         """The metadata a row stores: with :attr:`drop_unknown_keys`, only the columns."""

@@ -425,7 +425,7 @@ class CollectionLayout(ColumnLayoutMixin):
                 f"metadata #{index} must be a dict, got {type(metadata).__name__}."
             )
         reserved = self.reserved_keys
-        any_key_ok = bool(self.metadata_field) or self.dynamic or self.drop_unknown_keys
+        any_key_ok = self.accepts_any_key  # once per row, not per key
         for key, value in metadata.items():
             if not isinstance(key, str) or not key:
                 raise InvalidInputError(
